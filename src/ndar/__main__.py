@@ -1,0 +1,3 @@
+from ndar.cli import main
+
+raise SystemExit(main())
