@@ -1,0 +1,54 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ndar.config import ConfigError, load_config, save_config
+
+
+@dataclass
+class Train:
+    """Training section."""
+
+    epochs: int = 1  # passes over the data
+    lr: float = 1e-3
+    views: list[str] = field(default_factory=lambda: ["rear"])
+
+
+@dataclass
+class Cfg:
+    out: Path = Path("runs/x")
+    name: str = "a"
+    seed: int | None = None
+    train: Train = field(default_factory=Train)
+
+
+def test_yaml_and_dotted_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: b\ntrain:\n  epochs: 3\n")
+    cfg = load_config(Cfg, path, ["train.lr=0.5", "train.views=[rear,dashboard]", "seed=7"])
+    assert cfg.name == "b" and cfg.train.epochs == 3 and cfg.train.lr == 0.5
+    assert cfg.train.views == ["rear", "dashboard"] and cfg.seed == 7
+    assert isinstance(cfg.out, Path)
+
+
+def test_unknown_key_names_the_key_and_valid_ones(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\].*epochs"):
+        load_config(Cfg, path)
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match=r"train.epochs: expected an integer"):
+        load_config(Cfg, None, ["train.epochs=abc"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(Cfg, None, ["train.epochs"])
+
+
+def test_save_config_round_trip(tmp_path):
+    cfg = load_config(Cfg, None, ["train.epochs=5"])
+    path = save_config(cfg, tmp_path / "resolved.yaml")
+    assert yaml.safe_load(path.read_text())["train"]["epochs"] == 5
+    assert load_config(Cfg, path) == cfg

@@ -1,0 +1,83 @@
+import subprocess
+import sys
+
+import pytest
+
+from ndar import taxonomy
+from ndar.cli import COMMANDS, main
+from ndar.registry import Registry
+from ndar.utils.io import atomic_path, atomic_write_text
+
+
+def test_classes_and_2022_mapping():
+    assert taxonomy.NUM_CLASSES == 16 and taxonomy.SCORED_CLASSES == tuple(range(1, 16))
+    assert len(taxonomy.CLASSES_2022) == 18
+    assert taxonomy.MAP_2022_TO_2023[7] is None
+    # 2022 ids 8..15 are the 2023 ids 7..14, with the same names
+    for old in range(8, 16):
+        assert taxonomy.CLASSES[taxonomy.MAP_2022_TO_2023[old]] == taxonomy.CLASSES_2022[old]
+    assert taxonomy.MAP_2022_TO_2023[16] == taxonomy.MAP_2022_TO_2023[17] == 15
+
+
+@pytest.mark.parametrize(
+    "name,view",
+    [
+        ("Dashboard_user_id_42271_NoAudio_3", "dashboard"),
+        ("Rear_view_user_id_42271_NoAudio_3.MP4", "rear"),
+        ("Rearview_User_id_1_3", "rear"),
+        ("Rearview_mirror_user_id_1_NoAudio_3", "rear"),
+        ("Right_side_window_user_id_1_NoAudio_3", "right"),
+        ("Rightside_window_user_id_1_3", "right"),
+        ("Right_window_user_id_1_NoAudio_3", "right"),
+        ("'Dashboard_user_id_12670_NoAudio_5.MP4'", "dashboard"),
+    ],
+)
+def test_view_spellings(name, view):
+    assert taxonomy.view_from_filename(name) == view
+
+
+def test_unknown_view_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown camera view 'Ceiling'"):
+        taxonomy.canonical_view("Ceiling")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    atomic_write_text(target, "whole")
+    assert target.read_text() == "whole" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_registry_refuses_duplicates_and_lists_names():
+    reg = Registry("head")
+    reg.register("a")(object)
+    with pytest.raises(KeyError, match="already registered"):
+        reg.register("a")(object)
+    with pytest.raises(KeyError, match=r"registered: \['a'\]"):
+        reg.get("b")
+
+
+def test_cli_help_lists_every_stage(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+    assert main(["nope"]) == 2
+
+
+def test_every_command_module_exposes_the_contract():
+    import importlib
+
+    for name, (module, _) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        assert callable(getattr(mod, "add_arguments")), name
+        assert callable(getattr(mod, "main")), name
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "ndar", "--help"], capture_output=True, text=True, check=True)
+    assert "synth" in out.stdout
