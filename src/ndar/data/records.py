@@ -66,3 +66,25 @@ class SessionRecord:
 
 def session_key(driver: str, session: int) -> str:
     return f"{driver}_{session}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in the data: where it is (file, CSV row) and what is wrong.
+
+    `level` is "error" (the data is wrong: `check-data` exits non-zero) or "warning" (suspicious or
+    unused, e.g. an `NA` label). `row` is the line number in the file as an editor shows it (the
+    header is row 1), or None when the problem concerns the whole file or folder.
+    """
+
+    level: str  # "error" | "warning"
+    file: str
+    row: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        return f"{self.level.upper()} {where}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "file": self.file, "row": self.row, "reason": self.reason}

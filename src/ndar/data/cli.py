@@ -1,0 +1,110 @@
+"""`python -m ndar check-data ROOT`: index a dataset and report every problem with file, row and reason.
+
+Exit status: 0 when there are no errors (warnings alone do not fail), 1 when any error was found,
+2 when the root or an asked-for split folder does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+from ndar import taxonomy
+from ndar.data.discover import DatasetIndex, find_split_dir, load_dataset
+
+SPLITS = ("A1", "A2")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", help="folder holding A1/ and A2/, or one split folder itself")
+    parser.add_argument(
+        "--split",
+        default="all",
+        choices=["A1", "A2", "all"],
+        help="split to check (all: every split present)",
+    )
+    parser.add_argument(
+        "--labels", default=None, help="separate folder holding the user_id_<d>.csv label files"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the text report"
+    )
+
+
+def splits_to_load(root: str, split: str) -> list[str]:
+    """The splits `check-data`/`prepare` read: the one asked for, or for 'all' every split present."""
+    if split != "all":
+        return [split]
+    present: dict = {}
+    for name in SPLITS:
+        try:
+            folder = find_split_dir(root, name).resolve()
+        except FileNotFoundError:
+            continue
+        present.setdefault(folder, name)  # a root without A1/A2 sub-folders is read once, as A1
+    return list(present.values())
+
+
+def summarise(index: DatasetIndex) -> dict:
+    """Counts for the report: drivers, sessions, videos per view, labelled videos, segments."""
+    per_view = Counter(v.view for v in index.videos)
+    return {
+        "split": index.split,
+        "folder": str(index.root),
+        "drivers": len(index.drivers),
+        "sessions": len(index.sessions),
+        "videos": len(index.videos),
+        "videos_per_view": {view: per_view.get(view, 0) for view in taxonomy.VIEWS},
+        "labelled_videos": sum(1 for v in index.videos if v.segments),
+        "segments": sum(len(s.segments) for s in index.sessions),
+        "sessions_with_video_id": sum(1 for s in index.sessions if s.video_id is not None),
+        "errors": len(index.errors),
+        "warnings": len(index.warnings),
+    }
+
+
+def format_report(indexes: list[DatasetIndex]) -> str:
+    lines: list[str] = []
+    for index in indexes:
+        info = summarise(index)
+        views = ", ".join(f"{view} {n}" for view, n in info["videos_per_view"].items())
+        lines.append(f"{info['split']} ({info['folder']})")
+        lines.append(
+            f"  drivers {info['drivers']}, sessions {info['sessions']}, videos {info['videos']} ({views})"
+        )
+        lines.append(
+            f"  labelled videos {info['labelled_videos']}, ground-truth segments {info['segments']}, "
+            f"sessions with a video id {info['sessions_with_video_id']}"
+        )
+        lines.append(f"  {info['errors']} error(s), {info['warnings']} warning(s)")
+        for issue in sorted(index.issues, key=lambda i: (i.level != "error", i.file, i.row or 0)):
+            lines.append(f"  {issue}")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    splits = splits_to_load(args.root, args.split)
+    if not splits:
+        print(f"check-data: no A1/ or A2/ folder found under {args.root}", file=sys.stderr)
+        return 2
+    indexes = []
+    for split in splits:
+        try:
+            indexes.append(load_dataset(args.root, split, labels_dir=args.labels))
+        except FileNotFoundError as err:
+            print(f"check-data: {err}", file=sys.stderr)
+            return 2
+    n_errors = sum(len(i.errors) for i in indexes)
+    if args.json:
+        report = {
+            "ok": n_errors == 0,
+            "splits": [summarise(i) for i in indexes],
+            "issues": [{"split": i.split, **issue.to_dict()} for i in indexes for issue in i.issues],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(indexes))
+        print("OK (no errors)" if n_errors == 0 else f"FAILED: {n_errors} error(s)")
+    return 1 if n_errors else 0

@@ -1,0 +1,247 @@
+"""`python -m ndar prepare`: index the dataset, split drivers into folds, write clip samples per view.
+
+Outputs (each written atomically) in `out/`:
+- `videos.csv`    one row per video file (both splits with split=all), with fold, duration, fps, frames
+- `sessions.csv`  one row per session: views present, video id (A2), number of ground-truth segments
+- `segments.csv`  the ground truth of each A1 session (dashboard labels, see `ndar.data.discover`)
+- `folds.json`    {"k", "seed", "drivers": {driver: fold}} (A1 drivers)
+- `clips_<view>.csv` the fine-tuning samples of each view (`ndar.data.clips.COLUMNS`)
+- `issues.json`   every problem found (level, file, row, reason), `summary.json` counts, `config.yaml`
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from ndar import taxonomy
+from ndar.config import ConfigError, load_config, save_config
+from ndar.data.cli import splits_to_load, summarise
+from ndar.data.clips import build_clip_samples
+from ndar.data.discover import DatasetIndex, load_dataset
+from ndar.data.folds import assign_folds, write_folds
+from ndar.data.records import Issue, VideoRecord
+from ndar.utils.io import atomic_path, write_json
+from ndar.utils.logging import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepareConfig:
+    """Settings of `prepare`. Relative paths are taken from the current directory."""
+
+    root: Path = Path("data/synthetic")  # folder holding A1/ and A2/ (or one split folder)
+    split: str = "all"  # "A1", "A2" or "all" (every split present); folds and clips come from A1
+    labels_dir: Path | None = None  # separate folder of user_id_<d>.csv files (default: beside the videos)
+    out: Path = Path("runs/prepare")  # output folder
+    k: int = 5  # number of folds (by driver)
+    seed: int = 0  # fold assignment and background clip placement
+    views: list[str] = field(
+        default_factory=lambda: list(taxonomy.VIEWS)
+    )  # views to write clips_<view>.csv for
+    background_per_video: int = 2  # class-0 clips cut from the gaps between activities, per video
+    background_seconds: float = 8.0  # length of a class-0 clip (shorter when the gap is shorter)
+    min_seconds: float = 2.0  # shortest class-0 clip (gaps shorter than this are not used)
+    margin: float = 1.0  # seconds kept between a class-0 clip and any activity
+    min_activity_seconds: float = 1.0  # shorter activities (e.g. 0 s sips) are widened to this
+    probe: bool = True  # read each video's duration, fps and frame count (PyAV; header only)
+    strict: bool = False  # fail when the data has errors (default: report them in issues.json and go on)
+
+
+def probe_video(path: Path) -> dict[str, float]:
+    """Duration (s), fps and frame count from the container header; raises when the file is not a video."""
+    import av  # imported here: only `prepare` with probe=true needs it
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        else:
+            duration = math.nan
+        frames = float(stream.frames) if stream.frames else (round(duration * fps) if fps else math.nan)
+    return {"duration": duration, "fps": fps, "frames": frames}
+
+
+def _probe_all(videos: list[VideoRecord], issues: list[Issue]) -> dict[str, dict[str, float]]:
+    info: dict[str, dict[str, float]] = {}
+    for video in tqdm(videos, desc="probe videos", unit="video", leave=False):
+        try:
+            info[str(video.path)] = probe_video(video.path)
+        except Exception as err:  # any decoder failure is reported with the file, never fatal here
+            issues.append(Issue("error", str(video.path), None, f"cannot read video: {err}"))
+    return info
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _video_table(indexes: list[DatasetIndex], folds: dict[str, int], probed: dict) -> pd.DataFrame:
+    ids = {(s.split, s.key): s.video_id for i in indexes for s in i.sessions}
+    rows = []
+    for index in indexes:
+        for v in index.videos:
+            meta = probed.get(str(v.path), {})
+            rows.append(
+                {
+                    "split": v.split,
+                    "session_key": v.session_key,
+                    "driver": v.driver,
+                    "session": v.session,
+                    "view": v.view,
+                    "path": str(v.path.resolve()),
+                    "stem": v.stem,
+                    "appearance": v.appearance or "",
+                    "n_segments": len(v.segments),
+                    "fold": folds.get(v.driver, -1) if v.split == "A1" else -1,
+                    "video_id": ids.get((v.split, v.session_key)),
+                    "duration": meta.get("duration", math.nan),
+                    "fps": meta.get("fps", math.nan),
+                    "frames": meta.get("frames", math.nan),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["video_id"] = frame["video_id"].astype("Int64")
+    return frame
+
+
+def _session_tables(indexes: list[DatasetIndex], folds: dict[str, int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sessions, segments = [], []
+    for index in indexes:
+        for s in index.sessions:
+            sessions.append(
+                {
+                    "split": s.split,
+                    "session_key": s.key,
+                    "driver": s.driver,
+                    "session": s.session,
+                    "video_id": s.video_id,
+                    "views": ";".join(v for v in taxonomy.VIEWS if v in s.views),
+                    "n_segments": len(s.segments),
+                    "fold": folds.get(s.driver, -1) if s.split == "A1" else -1,
+                }
+            )
+            for seg in s.segments:
+                segments.append(
+                    {
+                        "split": s.split,
+                        "session_key": s.key,
+                        "label": seg.label,
+                        "start": seg.start,
+                        "end": seg.end,
+                    }
+                )
+    session_frame = pd.DataFrame(sessions)
+    if not session_frame.empty:
+        session_frame["video_id"] = session_frame["video_id"].astype("Int64")
+    segment_frame = pd.DataFrame(segments, columns=["split", "session_key", "label", "start", "end"])
+    return session_frame, segment_frame
+
+
+def run(cfg: PrepareConfig) -> Path:
+    """Index, fold and sample; returns the output folder."""
+    if cfg.split not in ("A1", "A2", "all"):
+        raise ValueError(f"split must be 'A1', 'A2' or 'all', got {cfg.split!r}")
+    views = [taxonomy.canonical_view(v) for v in cfg.views]
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = splits_to_load(str(cfg.root), cfg.split)
+    if not splits:
+        raise FileNotFoundError(f"no A1/ or A2/ folder (or user_id_* folders) found under {cfg.root}")
+    indexes = [load_dataset(cfg.root, split, labels_dir=cfg.labels_dir) for split in splits]
+    issues = [issue for index in indexes for issue in index.issues]
+    all_videos = [v for index in indexes for v in index.videos]
+    probed = _probe_all(all_videos, issues) if cfg.probe else {}
+    n_errors = sum(1 for i in issues if i.level == "error")
+    if n_errors:
+        log.warning(
+            "%d data error(s) found; see %s (run `python -m ndar check-data` for the report)",
+            n_errors,
+            out / "issues.json",
+        )
+        if cfg.strict:
+            write_json(out / "issues.json", [i.to_dict() for i in issues])
+            raise ValueError(f"{n_errors} data error(s) with strict=true; see {out / 'issues.json'}")
+
+    train = next((i for i in indexes if i.split == "A1"), None)
+    labelled = [v for v in train.videos if v.segments] if train else []
+    folds: dict[str, int] = {}
+    if labelled:
+        folds = assign_folds(sorted({v.driver for v in labelled}), cfg.k, cfg.seed)
+        write_folds(out / "folds.json", folds, cfg.k, cfg.seed)
+        durations = {
+            path: meta["duration"] for path, meta in probed.items() if not math.isnan(meta["duration"])
+        }
+        for view in views:
+            clips = build_clip_samples(
+                labelled,
+                view,
+                folds,
+                background_per_video=cfg.background_per_video,
+                min_seconds=cfg.min_seconds,
+                seed=cfg.seed,
+                background_seconds=cfg.background_seconds,
+                margin=cfg.margin,
+                min_activity_seconds=cfg.min_activity_seconds,
+                durations=durations,
+            )
+            clips["path"] = [str(Path(p).resolve()) for p in clips["path"]]
+            _write_csv(clips, out / f"clips_{view}.csv")
+            log.info(
+                "clips_%s.csv: %d samples (%d class 0)", view, len(clips), int((clips["label"] == 0).sum())
+            )
+    else:
+        log.warning("no labelled A1 videos: folds.json and clips_<view>.csv are not written")
+
+    _write_csv(_video_table(indexes, folds, probed), out / "videos.csv")
+    sessions, segments = _session_tables(indexes, folds)
+    _write_csv(sessions, out / "sessions.csv")
+    _write_csv(segments, out / "segments.csv")
+    write_json(out / "issues.json", [i.to_dict() for i in issues])
+    summary = {
+        "splits": [summarise(i) for i in indexes],
+        "issues": {"errors": n_errors, "total": len(issues)},
+    }
+    write_json(out / "summary.json", summary)
+    save_config(cfg, out / "config.yaml")
+    log.info("prepare: wrote %s", out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default=None, help="YAML file of PrepareConfig (e.g. configs/prepare/default.yaml)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="dotted key=value overrides, e.g. root=data/synthetic k=3"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(PrepareConfig, args.config, args.overrides)
+    except ConfigError as err:
+        print(f"prepare: {err}", file=sys.stderr)
+        return 2
+    setup_logging(Path(cfg.out) / "prepare.log")
+    try:
+        run(cfg)
+    except (FileNotFoundError, ValueError) as err:  # a data problem: say what, not a traceback
+        log.error("prepare failed: %s", err)
+        return 1
+    return 0
