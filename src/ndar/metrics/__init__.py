@@ -1,0 +1,10 @@
+"""The official metric (mOS) and a temporal mAP for the heads.
+
+`mos(gt, pred)` and `temporal_map(gt, pred, tious)` take DataFrames with columns
+`video, label, start, end` (`score` too for the mAP predictions).
+"""
+
+from ndar.metrics.mos import MosResult, mos, overlap_score
+from ndar.metrics.tmap import temporal_map
+
+__all__ = ["MosResult", "mos", "overlap_score", "temporal_map"]

@@ -1,0 +1,173 @@
+"""Read, write and validate submission files.
+
+Format: one activity per line, `video_id activity_id start end`, no header. The reader accepts
+spaces, tabs or commas between fields (ground-truth files in the wild use all three). The writer
+writes what every top team wrote: space separated integers, classes 1..15, sorted by video id then
+start (then class, end).
+
+Rounding decision: start and end are each rounded to the nearest second, halves up
+(`floor(x + 0.5)`). Nearest rounding moves each boundary by at most 0.5 s, which costs the least
+overlap on average; flooring the start and ceiling the end would bias every segment longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from ndar.taxonomy import BACKGROUND, SCORED_CLASSES
+from ndar.utils.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["video", "label", "start", "end"]
+_SPLIT = re.compile(r"[,\s]+")
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _parse_line(text: str) -> tuple[tuple[int, int, float, float] | None, str | None]:
+    """(row, None) or (None, reason) for one non-blank line."""
+    fields = [f for f in _SPLIT.split(text.strip()) if f]
+    if len(fields) != 4:
+        return (
+            None,
+            f"expected 4 fields 'video_id activity_id start end', got {len(fields)}: {text.strip()!r}",
+        )
+    video, label = fields[0], fields[1]
+    if not _INT.fullmatch(video):
+        return None, f"video id {video!r} is not an integer"
+    if not _INT.fullmatch(label):
+        return None, f"activity id {label!r} is not an integer"
+    try:
+        start, end = float(fields[2]), float(fields[3])
+    except ValueError:
+        return None, f"start/end {fields[2]!r} {fields[3]!r} are not numbers"
+    if not (math.isfinite(start) and math.isfinite(end)):
+        return None, f"start/end {fields[2]!r} {fields[3]!r} are not finite numbers"
+    return (int(video), int(label), start, end), None
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read submission file: {err}") from err
+
+
+def read_submission(path: str | Path) -> pd.DataFrame:
+    """DataFrame with columns video (int), label (int), start, end (float). Blank lines are skipped.
+
+    A malformed line raises ValueError("<file>:<line>: <reason>"); end < start is malformed too.
+    """
+    path = Path(path)
+    rows = []
+    for number, text in enumerate(_lines(path), start=1):
+        if not text.strip():
+            continue
+        row, reason = _parse_line(text)
+        if reason is None and row[3] < row[2]:
+            reason = f"end {row[3]:g} is before start {row[2]:g}"
+        if reason is not None:
+            raise ValueError(f"{path}:{number}: {reason}")
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({"video": int, "label": int, "start": float, "end": float})
+
+
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def to_submission_rows(rows: pd.DataFrame | Iterable) -> pd.DataFrame:
+    """The exact rows `write_submission` writes: integer seconds, classes 1..15, sorted, deduplicated.
+
+    Class 0 rows are dropped (never scored). A row with a non-integer video id, a class outside
+    0..15, a negative or non-finite time, or end < start raises ValueError naming the row.
+    """
+    if isinstance(rows, pd.DataFrame):
+        frame = rows[COLUMNS].copy()
+    else:
+        frame = pd.DataFrame([tuple(r)[:4] for r in rows], columns=COLUMNS)
+    out = []
+    for i, (video, label, start, end) in enumerate(frame.itertuples(index=False, name=None)):
+        where = f"submission row {i} ({video}, {label}, {start}, {end})"
+        if not _INT.fullmatch(str(video).strip()):
+            raise ValueError(f"{where}: video id must be an integer (map session keys to video ids first)")
+        if int(label) != label or not 0 <= int(label) <= SCORED_CLASSES[-1]:
+            raise ValueError(f"{where}: class must be an integer in 0..{SCORED_CLASSES[-1]}")
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+            raise ValueError(f"{where}: expected finite times with 0 <= start <= end")
+        if int(label) == BACKGROUND:
+            continue
+        out.append((int(str(video).strip()), int(label), _round_half_up(start), _round_half_up(end)))
+    result = pd.DataFrame(out, columns=COLUMNS).astype(int)
+    dropped = len(frame) - len(result)
+    if dropped:
+        log.info("submission: dropped %d class-0 row(s)", dropped)
+    result = result.drop_duplicates().sort_values(["video", "start", "label", "end"], kind="stable")
+    return result.reset_index(drop=True)
+
+
+def write_submission(path: str | Path, rows: pd.DataFrame | Iterable) -> Path:
+    """Write rows (video id, class, start s, end s) as a submission file, atomically."""
+    frame = to_submission_rows(rows)
+    lines = [f"{v} {c} {s} {e}\n" for v, c, s, e in frame.itertuples(index=False, name=None)]
+    return atomic_write_text(path, "".join(lines))
+
+
+def _known_ids(video_ids: str | Path | Iterable[int] | None) -> set[int] | None:
+    if video_ids is None:
+        return None
+    if isinstance(video_ids, (str, Path)):
+        from ndar.data.video_ids import read_video_ids
+
+        return set(read_video_ids(video_ids))
+    return {int(v) for v in video_ids}
+
+
+def validate_submission(path: str | Path, video_ids: str | Path | Iterable[int] | None = None) -> list[str]:
+    """Every problem of a submission file, one message per problem with its line number.
+
+    Checks: 4 fields per line, integer video and class ids, ids listed in `video_ids` (a
+    video_ids.csv path or a collection of ids) when given, class in 1..15, whole non-negative
+    seconds, end >= start, duplicate lines, and an empty file. An empty list means valid.
+    """
+    path = Path(path)
+    try:
+        lines = _lines(path)
+    except ValueError as err:
+        return [str(err)]
+    known = _known_ids(video_ids)
+    problems: list[str] = []
+    seen: dict[tuple, int] = {}
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        where = f"{path}:{number}"
+        row, reason = _parse_line(text)
+        if reason is not None:
+            problems.append(f"{where}: {reason}")
+            continue
+        video, label, start, end = row
+        if known is not None and video not in known:
+            problems.append(f"{where}: video id {video} is not in the video id list")
+        if label not in SCORED_CLASSES:
+            problems.append(f"{where}: activity id {label} is outside 1..{SCORED_CLASSES[-1]}")
+        if start < 0 or end < 0:
+            problems.append(f"{where}: negative time (start {start:g}, end {end:g})")
+        if start != int(start) or end != int(end):
+            problems.append(f"{where}: times must be whole seconds (start {start:g}, end {end:g})")
+        if end < start:
+            problems.append(f"{where}: end {end:g} is before start {start:g}")
+        if row in seen:
+            problems.append(f"{where}: duplicate of line {seen[row]}")
+        else:
+            seen[row] = number
+    if not seen and not problems:
+        problems.append(f"{path}: the file has no rows")
+    return problems
