@@ -1,0 +1,375 @@
+"""The k-fold loop of the temporal heads, writing a prediction source (docs/interfaces.md).
+
+Per fold (folds by driver, `ndar.data.folds.assign_folds`): fit the head on the other folds, predict
+the held-out fold (out-of-fold, OOF) and A2 (test). Every A1 session is predicted exactly once, by
+the one model that never saw its driver; A2 curves are averaged over the fold models and their
+segments pooled and merged by per-class Soft-NMS. A finished fold (model + predictions on disk) is
+skipped when the run is started again.
+
+Output folder (`cfg.out`):
+    config.yaml, heads.log, metrics.json, metrics.csv   resolved config, log, fold + overall metrics
+    oof/{curves.npz,segments.csv}, test/...              the prediction source
+    folds/fold_<k>/{model.pt, fold.json, metrics.csv, tb/, oof/, test/}   per-fold model and outputs
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ndar.config import from_dict, save_config, to_dict
+from ndar.data.folds import assign_folds
+from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output, get_head
+from ndar.heads.io import read_predictions, segments_frame, write_predictions
+from ndar.heads.softnms import batched_soft_nms
+from ndar.utils.io import read_json, write_json
+from ndar.utils.logging import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadsConfig:
+    """One heads run: which head, on which feature sets, how many folds, where to write."""
+
+    head: str = "actionformer"  # registered head name: "actionformer" | "tim"
+    data_root: Path = Path("data/synthetic")  # dataset root holding A1/ and A2/
+    labels_dir: Path | None = None  # label CSVs kept outside A1/ (None: inside the driver folders)
+    features_root: Path = Path("runs/features")  # <features>/<track>/<view>/<video_stem>.npz
+    feature_sets: list[str] = field(default_factory=lambda: ["k400_vith/rear", "k400_vith/dashboard"])
+    trim_mismatch: bool = (
+        False  # cut views of different lengths to the common length (warning) instead of failing
+    )
+    folds: int = 5  # k of the k-fold split by driver
+    fold_seed: int = 0  # seed of the driver -> fold assignment
+    seed: int = 0  # training seed; fold k trains with seed + k
+    only_folds: list[int] = field(default_factory=list)  # train just these folds (empty: all); OOF needs all
+    predict_test: bool = True  # also predict A2 (test/) with every fold model
+    merge_sigma: float = 0.5  # Soft-NMS sigma when pooling the fold models' A2 segments
+    max_segments: int = 200  # segments kept per video after merging fold models
+    tious: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])  # mAP thresholds
+    curve_threshold: float = 0.3  # metrics only: threshold of the one-segment-per-class rule on curves
+    curve_smooth: int = 1  # metrics only: moving-average seconds before that rule
+    out: Path = Path("runs/heads/actionformer")  # output folder (the prediction source)
+    actionformer: dict[str, Any] = field(default_factory=dict)  # ActionFormerConfig fields
+    tim: dict[str, Any] = field(default_factory=dict)  # TimConfig fields
+
+
+def head_config(cfg: HeadsConfig) -> Any:
+    """The selected head's typed config, built from its section (unknown keys are an error)."""
+    entry = get_head(cfg.head)
+    section = getattr(cfg, cfg.head, None) or {}  # a head without a section here runs on its defaults
+    return from_dict(entry.config_cls, dict(section), where=cfg.head)
+
+
+def resolved(cfg: HeadsConfig) -> dict:
+    """The run config with the head's section filled with every default (what config.yaml holds)."""
+    data = to_dict(cfg)
+    data[cfg.head] = to_dict(head_config(cfg))
+    return data
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def load_videos(cfg: HeadsConfig) -> tuple[list[FeatureVideo], list[FeatureVideo]]:
+    from ndar.heads.data import load_feature_videos
+
+    a1 = load_feature_videos(
+        cfg.data_root, cfg.features_root, cfg.feature_sets, "A1", cfg.labels_dir, cfg.trim_mismatch
+    )
+    a2: list[FeatureVideo] = []
+    if cfg.predict_test:
+        a2 = load_feature_videos(
+            cfg.data_root, cfg.features_root, cfg.feature_sets, "A2", cfg.labels_dir, cfg.trim_mismatch
+        )
+    return a1, a2
+
+
+def split_folds(videos: list[FeatureVideo], k: int, seed: int) -> dict[int, list[FeatureVideo]]:
+    """fold -> held-out videos, by driver."""
+    folds = assign_folds([v.driver for v in videos], k, seed)
+    held: dict[int, list[FeatureVideo]] = {f: [] for f in range(k)}
+    for video in videos:
+        held[folds[video.driver]].append(video)
+    return held
+
+
+def stream_dims(videos: list[FeatureVideo]) -> dict[str, int]:
+    """Stream name -> feature dimension, checked to agree across videos."""
+    dims: dict[str, int] = {}
+    for video in videos:
+        for name, arr in video.streams.items():
+            if dims.setdefault(name, arr.shape[1]) != arr.shape[1]:
+                raise ValueError(
+                    f"video {video.key}: stream {name!r} has dim {arr.shape[1]}, others {dims[name]}"
+                )
+    return dims
+
+
+# -------------------------------------------------------------------------------------- metrics
+
+
+def ground_truth_frame(videos: list[FeatureVideo]) -> pd.DataFrame:
+    rows = [(v.key, s.label, s.start, s.end) for v in videos for s in v.segments if s.label != 0]
+    return pd.DataFrame(rows, columns=["video", "label", "start", "end"])
+
+
+def best_segment_per_class(segments: pd.DataFrame) -> pd.DataFrame:
+    """The highest-scoring segment of each (video, class): every class occurs once per video."""
+    if segments.empty:
+        return segments
+    order = segments.sort_values("score", ascending=False, kind="stable")
+    return order.drop_duplicates(["video", "label"]).sort_values(["video", "start"], kind="stable")
+
+
+def curve_segments(curves: dict[str, np.ndarray], cfg: HeadsConfig) -> pd.DataFrame:
+    """The simple one-segment-per-class rule (`ndar.postprocess`) applied to every curve."""
+    from ndar.postprocess import one_segment_per_class
+
+    return segments_frame(
+        {
+            key: one_segment_per_class(c, threshold=cfg.curve_threshold, smooth=cfg.curve_smooth)
+            for key, c in curves.items()
+        }
+    )
+
+
+def score_predictions(
+    cfg: HeadsConfig, videos: list[FeatureVideo], curves: dict[str, np.ndarray], segments: pd.DataFrame
+) -> dict:
+    """mAP@tIoU of the head's segments; mOS of the curves after the one-segment-per-class rule
+    (`mOS`) and of the head's best segment per class (`mOS_segments`)."""
+    from ndar.metrics.mos import mos
+    from ndar.metrics.tmap import temporal_map
+
+    gt = ground_truth_frame(videos)
+    keys = {v.key for v in videos}
+    pred = segments[segments["video"].isin(keys)]
+    tmap = temporal_map(gt, pred, tious=tuple(cfg.tious))
+    result: dict[str, Any] = {k: v for k, v in tmap.items() if k.startswith("mAP")}
+    result["mOS"] = float(mos(gt, curve_segments({k: curves[k] for k in keys}, cfg)).mos)
+    result["mOS_segments"] = float(mos(gt, best_segment_per_class(pred)).mos)
+    result["per_class_ap"] = {label: float(np.mean(aps)) for label, aps in tmap["per_class"].items()}
+    result["n_videos"] = len(videos)
+    return result
+
+
+# ------------------------------------------------------------------------------------ one fold
+
+
+def fold_dir(cfg: HeadsConfig, fold: int) -> Path:
+    return Path(cfg.out) / "folds" / f"fold_{fold}"
+
+
+def fold_done(cfg: HeadsConfig, fold: int) -> bool:
+    folder = fold_dir(cfg, fold)
+    needed = [folder / "fold.json", folder / "model.pt", folder / "oof" / "segments.csv"]
+    if cfg.predict_test:
+        needed.append(folder / "test" / "segments.csv")
+    return all(p.exists() for p in needed)
+
+
+def outputs_to_source(outputs: dict[str, HeadOutput]) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    curves = {key: out.curve for key, out in outputs.items()}
+    return curves, segments_frame({key: out.segments for key, out in outputs.items()})
+
+
+def predict_checked(head: Any, videos: list[FeatureVideo]) -> dict[str, HeadOutput]:
+    if not videos:
+        return {}
+    outputs = head.predict(videos)
+    for video in videos:
+        if video.key not in outputs:
+            raise RuntimeError(f"head returned no prediction for video {video.key}")
+        check_output(video.key, outputs[video.key], video.duration)
+    return outputs
+
+
+def train_fold(
+    cfg: HeadsConfig, fold: int, train: list[FeatureVideo], held: list[FeatureVideo], test: list[FeatureVideo]
+) -> dict:
+    """Fit one fold's model, save it, write its OOF and test predictions and fold.json."""
+    folder = fold_dir(cfg, fold)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    head = build_head(cfg.head, head_config(cfg), stream_dims(train), cfg.seed + fold)
+    history = head.fit(train, held, folder)
+    head.save(folder / "model.pt")
+    fit_s = time.time() - started
+    predict_fold(cfg, fold, head, held, test)
+    info = {
+        "fold": fold,
+        "train": sorted(v.key for v in train),
+        "held_out": sorted(v.key for v in held),
+        "fit_seconds": fit_s,
+        "history": history,
+    }
+    write_json(folder / "fold.json", info)
+    return info
+
+
+def predict_fold(
+    cfg: HeadsConfig, fold: int, head: Any, held: list[FeatureVideo], test: list[FeatureVideo]
+) -> None:
+    folder = fold_dir(cfg, fold)
+    write_predictions(folder, "oof", *outputs_to_source(predict_checked(head, held)))
+    if cfg.predict_test:
+        write_predictions(folder, "test", *outputs_to_source(predict_checked(head, test)))
+
+
+def load_fold_head(cfg: HeadsConfig, fold: int, videos: list[FeatureVideo]) -> Any:
+    path = fold_dir(cfg, fold) / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"fold {fold} has no trained model at {path}; run `heads train` first")
+    head = build_head(cfg.head, head_config(cfg), stream_dims(videos), cfg.seed + fold)
+    head.load(path)
+    return head
+
+
+# ------------------------------------------------------------------------------- combine folds
+
+
+def merge_test(cfg: HeadsConfig, folds: list[int]) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Average the fold models' A2 curves; pool their segments and merge them by per-class Soft-NMS."""
+    curves: dict[str, list[np.ndarray]] = {}
+    pooled = []
+    for fold in folds:
+        fold_curves, fold_segments = read_predictions(fold_dir(cfg, fold), "test")
+        for key, curve in fold_curves.items():
+            curves.setdefault(key, []).append(curve)
+        pooled.append(fold_segments)
+    mean_curves = {key: np.mean(stack, axis=0).astype(np.float32) for key, stack in curves.items()}
+    segments = pd.concat(pooled, ignore_index=True) if pooled else pd.DataFrame()
+    merged: dict[str, list[tuple[int, float, float, float]]] = {key: [] for key in mean_curves}
+    for key, group in segments.groupby("video", sort=True) if len(segments) else []:
+        segs, scores, labels = batched_soft_nms(
+            group[["start", "end"]].to_numpy(),
+            group["score"].to_numpy(),
+            group["label"].to_numpy(),
+            sigma=cfg.merge_sigma,
+            max_keep=cfg.max_segments,
+        )
+        merged[key] = [
+            (int(lab), float(s), float(e), float(sc)) for (s, e), sc, lab in zip(segs, scores, labels)
+        ]
+    return mean_curves, segments_frame(merged)
+
+
+def merge_oof(
+    cfg: HeadsConfig, folds: list[int], a1: list[FeatureVideo]
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Concatenate the folds' OOF predictions; every A1 session must appear exactly once."""
+    curves: dict[str, np.ndarray] = {}
+    frames = []
+    for fold in folds:
+        fold_curves, fold_segments = read_predictions(fold_dir(cfg, fold), "oof")
+        twice = sorted(set(curves) & set(fold_curves))
+        if twice:
+            raise RuntimeError(f"OOF: sessions {twice} predicted by more than one fold")
+        curves.update(fold_curves)
+        frames.append(fold_segments)
+    missing = sorted({v.key for v in a1} - set(curves))
+    if missing:
+        raise RuntimeError(f"OOF: sessions {missing} were predicted by no fold")
+    return curves, pd.concat(frames, ignore_index=True)
+
+
+def write_source(
+    cfg: HeadsConfig,
+    a1: list[FeatureVideo],
+    held: dict[int, list[FeatureVideo]],
+    folds: list[int],
+    fit_seconds: dict,
+) -> dict:
+    """Write oof/, test/ and the metrics of every fold and overall."""
+    out = Path(cfg.out)
+    metrics: dict[str, Any] = {"head": cfg.head, "feature_sets": list(cfg.feature_sets), "folds": {}}
+    rows = []
+    for fold in folds:
+        fold_curves, fold_segments = read_predictions(fold_dir(cfg, fold), "oof")
+        fold_metrics = score_predictions(cfg, held[fold], fold_curves, fold_segments)
+        fold_metrics["fit_seconds"] = fit_seconds.get(fold)
+        metrics["folds"][str(fold)] = fold_metrics
+        rows.append({"fold": str(fold), **{k: v for k, v in fold_metrics.items() if not isinstance(v, dict)}})
+    if sorted(folds) == list(range(cfg.folds)):
+        curves, segments = merge_oof(cfg, folds, a1)
+        write_predictions(out, "oof", curves, segments)
+        metrics["overall"] = score_predictions(cfg, a1, curves, segments)
+        rows.append(
+            {"fold": "overall", **{k: v for k, v in metrics["overall"].items() if not isinstance(v, dict)}}
+        )
+    else:
+        log.warning("only folds %s were run: no OOF prediction source written", folds)
+    if cfg.predict_test and folds:
+        write_predictions(out, "test", *merge_test(cfg, folds))
+    write_json(out / "metrics.json", metrics)
+    pd.DataFrame(rows).to_csv(out / "metrics.csv", index=False)
+    return metrics
+
+
+# ----------------------------------------------------------------------------------- commands
+
+
+def start_run(cfg: HeadsConfig) -> None:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup_logging(out / "heads.log")
+    save_config(resolved(cfg), out / "config.yaml")
+
+
+def folds_to_run(cfg: HeadsConfig) -> list[int]:
+    bad = [f for f in cfg.only_folds if not 0 <= f < cfg.folds]
+    if bad:
+        raise ValueError(f"only_folds {bad} outside 0..{cfg.folds - 1}")
+    return sorted(cfg.only_folds) if cfg.only_folds else list(range(cfg.folds))
+
+
+def run_folds(cfg: HeadsConfig, a1: list[FeatureVideo], a2: list[FeatureVideo], retrain: bool = True) -> dict:
+    """Fit (or, with retrain=False, only reload) every fold, then write the prediction source."""
+    held = split_folds(a1, cfg.folds, cfg.fold_seed)
+    folds = folds_to_run(cfg)
+    fit_seconds: dict[int, float] = {}
+    for fold in tqdm(folds, desc=f"{cfg.head} folds", unit="fold"):
+        train = [v for f, vs in held.items() if f != fold for v in vs]
+        info_path = fold_dir(cfg, fold) / "fold.json"
+        if retrain and not fold_done(cfg, fold):
+            log.info("fold %d: training on %d sessions, holding out %d", fold, len(train), len(held[fold]))
+            fit_seconds[fold] = train_fold(cfg, fold, train, held[fold], a2)["fit_seconds"]
+            continue
+        if retrain:
+            log.info("fold %d: already finished (%s); skipped", fold, info_path)
+        else:
+            predict_fold(cfg, fold, load_fold_head(cfg, fold, a1), held[fold], a2)
+        if info_path.is_file():
+            fit_seconds[fold] = read_json(info_path).get("fit_seconds")
+    metrics = write_source(cfg, a1, held, folds, fit_seconds)
+    if "overall" in metrics:
+        overall = metrics["overall"]
+        log.info("%s OOF: mAP %.4f, mOS %.4f", cfg.head, overall["mAP"], overall["mOS"])
+    return metrics
+
+
+def run_train(cfg: HeadsConfig) -> dict:
+    """`heads train`: fit every fold not yet finished, predict OOF and A2, write the prediction source."""
+    start_run(cfg)
+    a1, a2 = load_videos(cfg)
+    return run_folds(cfg, a1, a2, retrain=True)
+
+
+def run_predict(cfg: HeadsConfig) -> dict:
+    """`heads predict`: reload the trained fold models and rewrite the predictions (e.g. new A2 features)."""
+    start_run(cfg)
+    a1, a2 = load_videos(cfg)
+    return run_folds(cfg, a1, a2, retrain=False)
+
+
+def run(cfg: HeadsConfig) -> dict:
+    return run_train(cfg)

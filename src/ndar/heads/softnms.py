@@ -1,0 +1,116 @@
+"""Gaussian Soft-NMS on 1-D segments, and dense window scores -> per-second curves.
+
+Soft-NMS (Bodla et al. 2017) decays the scores of segments that overlap a better one instead of
+deleting them: score *= exp(-tIoU^2 / sigma). Heads use it per class on their candidates; the runner
+uses it to merge the segments of several fold models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def segment_iou(segment: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """tIoU of one segment (2,) with each of `others` (M, 2); zero-length unions give 0 (or 1 if identical)."""
+    inter = np.clip(np.minimum(segment[1], others[:, 1]) - np.maximum(segment[0], others[:, 0]), 0.0, None)
+    union = np.maximum(segment[1], others[:, 1]) - np.minimum(segment[0], others[:, 0])
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    identical = (union <= 0) & (others[:, 0] == segment[0]) & (others[:, 1] == segment[1])
+    return np.where(identical, 1.0, iou)
+
+
+def soft_nms(
+    segments: np.ndarray,
+    scores: np.ndarray,
+    sigma: float = 0.5,
+    min_score: float = 1e-3,
+    max_keep: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian Soft-NMS of one class.
+
+    segments (M, 2) [start, end], scores (M,). Returns (segments (K, 2), scores (K,), index (K,) into
+    the input), sorted by decayed score, best first; segments decayed below `min_score` are dropped.
+    """
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1).copy()
+    if len(segments) != len(scores):
+        raise ValueError(f"soft_nms: {len(segments)} segments but {len(scores)} scores")
+    if sigma <= 0:
+        raise ValueError(f"soft_nms: sigma must be > 0, got {sigma}")
+    remaining = np.arange(len(scores))
+    kept: list[int] = []
+    kept_scores: list[float] = []
+    limit = len(scores) if max_keep is None else max_keep
+    while len(remaining) and len(kept) < limit:
+        best_pos = int(np.argmax(scores[remaining]))
+        best = int(remaining[best_pos])
+        if scores[best] < min_score:
+            break
+        kept.append(best)
+        kept_scores.append(float(scores[best]))
+        remaining = np.delete(remaining, best_pos)
+        if len(remaining):
+            iou = segment_iou(segments[best], segments[remaining])
+            scores[remaining] *= np.exp(-(iou**2) / sigma)
+            remaining = remaining[scores[remaining] >= min_score]
+    index = np.asarray(kept, dtype=np.int64)
+    return segments[index], np.asarray(kept_scores, dtype=np.float64), index
+
+
+def batched_soft_nms(
+    segments: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    sigma: float = 0.5,
+    min_score: float = 1e-3,
+    max_keep: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft-NMS per class, then the best `max_keep` overall. Returns (segments, scores, labels), best first."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    out_segs, out_scores, out_labels = [], [], []
+    for label in np.unique(labels):
+        mask = labels == label
+        segs, scs, _ = soft_nms(segments[mask], scores[mask], sigma=sigma, min_score=min_score)
+        out_segs.append(segs)
+        out_scores.append(scs)
+        out_labels.append(np.full(len(scs), label, dtype=np.int64))
+    if not out_segs:
+        return np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    segs, scs, labs = np.concatenate(out_segs), np.concatenate(out_scores), np.concatenate(out_labels)
+    order = np.argsort(-scs, kind="stable")
+    if max_keep is not None:
+        order = order[:max_keep]
+    return segs[order], scs[order], labs[order]
+
+
+def windows_to_curve(
+    t_start: np.ndarray, t_end: np.ndarray, scores: np.ndarray, duration: float
+) -> np.ndarray:
+    """Dense window scores (N, C) -> per-second curve (S, C), S = ceil(duration).
+
+    Row s averages the windows overlapping [s, s+1), weighted by the overlap in seconds; a second
+    that no window overlaps takes the window whose centre is nearest.
+    """
+    t_start = np.asarray(t_start, dtype=np.float64).reshape(-1)
+    t_end = np.asarray(t_end, dtype=np.float64).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != len(t_start) or len(t_end) != len(t_start):
+        raise ValueError(
+            f"windows_to_curve: scores {scores.shape}, t_start {t_start.shape}, t_end {t_end.shape}; "
+            "expected (N, C), (N,), (N,)"
+        )
+    num_sec = max(1, int(np.ceil(duration - 1e-9)))
+    if len(t_start) == 0:
+        return np.zeros((num_sec, scores.shape[1]), dtype=np.float32)
+    sec = np.arange(num_sec, dtype=np.float64)[:, None]  # (S, 1)
+    overlap = np.clip(np.minimum(t_end[None], sec + 1) - np.maximum(t_start[None], sec), 0.0, None)  # (S, N)
+    weight = overlap.sum(axis=1, keepdims=True)  # (S, 1)
+    curve = (overlap @ scores) / np.where(weight > 0, weight, 1.0)  # (S, C)
+    empty = weight[:, 0] <= 0
+    if empty.any():
+        centres = (t_start + t_end) / 2
+        nearest = np.abs(centres[None] - (sec[empty] + 0.5)).argmin(axis=1)
+        curve[empty] = scores[nearest]
+    return curve.astype(np.float32)

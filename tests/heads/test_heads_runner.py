@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ndar.config import ConfigError, load_config
+from ndar.heads.io import read_predictions
+from ndar.heads.runner import HeadsConfig, run_predict, run_train
+
+
+def tiny_config(ds, out, **extra):
+    overrides = [
+        "head=centroid_test",
+        f"data_root={ds['root']}",
+        f"features_root={ds['features']}",
+        "feature_sets=[trk/rear, trk/dashboard]",
+        "folds=3",
+        f"out={out}",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return load_config(HeadsConfig, None, overrides)
+
+
+def test_oof_covers_every_session_once_and_resume(synthetic_dataset, tmp_path):
+    ds = synthetic_dataset
+    out = tmp_path / "run"
+    metrics = run_train(tiny_config(ds, out))
+    curves, segments = read_predictions(out, "oof")
+    assert sorted(curves) == sorted(v.key for v in ds["a1"])
+    held = [json.loads((out / "folds" / f"fold_{f}" / "fold.json").read_text())["held_out"] for f in range(3)]
+    flat = [k for keys in held for k in keys]
+    assert sorted(flat) == sorted(curves) and len(flat) == len(set(flat))  # exactly once
+    for f, keys in enumerate(held):  # no driver of the held-out fold was trained on
+        train = json.loads((out / "folds" / f"fold_{f}" / "fold.json").read_text())["train"]
+        assert not {k.rsplit("_", 1)[0] for k in keys} & {k.rsplit("_", 1)[0] for k in train}
+    assert all(c.shape == (120, 16) for c in curves.values())
+    test_curves, test_segments = read_predictions(out, "test")
+    assert sorted(test_curves) == ["201_1", "202_1"]
+    assert set(segments["video"]) <= set(curves)
+    # a simple head on separable features finds most segments: well above chance
+    assert metrics["overall"]["mOS"] > 0.5 and metrics["overall"]["mAP"] > 0.5
+    assert set(metrics["folds"]) == {"0", "1", "2"}
+    assert (out / "config.yaml").is_file() and (out / "metrics.csv").is_file()
+
+    stamp = (out / "folds" / "fold_1" / "fold.json").stat().st_mtime_ns
+    again = run_train(tiny_config(ds, out))  # resume: every fold done, nothing retrained
+    assert (out / "folds" / "fold_1" / "fold.json").stat().st_mtime_ns == stamp
+    assert again["overall"]["mOS"] == pytest.approx(metrics["overall"]["mOS"])
+
+    predicted = run_predict(tiny_config(ds, out))  # reload fold models: same predictions
+    again_curves, _ = read_predictions(out, "oof")
+    for key in curves:
+        np.testing.assert_allclose(again_curves[key], curves[key])
+    assert predicted["overall"]["mAP"] == pytest.approx(metrics["overall"]["mAP"])
+
+
+def test_only_some_folds_writes_no_oof(synthetic_dataset, tmp_path):
+    out = tmp_path / "partial"
+    metrics = run_train(tiny_config(synthetic_dataset, out, only_folds="[0]"))
+    assert "overall" not in metrics and not (out / "oof").exists()
+    assert set(metrics["folds"]) == {"0"}
+
+
+def test_unknown_config_keys_are_errors(synthetic_dataset, tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['centroid_test'\]"):
+        tiny_config(synthetic_dataset, tmp_path / "x", **{"centroid_test.bogus": 1})
+    cfg = tiny_config(synthetic_dataset, tmp_path / "y", head="actionformer", **{"actionformer.bogus": 1})
+    with pytest.raises(ConfigError, match=r"actionformer: unknown key\(s\) \['bogus'\]"):
+        run_train(cfg)
+
+
+def test_cli_train(synthetic_dataset, tmp_path):
+    ds, out = synthetic_dataset, tmp_path / "cli"
+    cmd = [sys.executable, "-m", "ndar", "heads", "train", "--head", "actionformer"]
+    cmd += [
+        f"data_root={ds['root']}",
+        f"features_root={ds['features']}",
+        "feature_sets=[trk/rear]",
+        "folds=2",
+    ]
+    cmd += [f"out={out}", "actionformer.epochs=1", "predict_test=false"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "oof" / "curves.npz").is_file() and "mOS" in done.stdout
