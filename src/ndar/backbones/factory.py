@@ -1,0 +1,121 @@
+"""Registered backbones, each carrying its preprocessing, and the factory that builds them.
+
+Every entry holds the architecture (`ViTArgs`) and the preprocessing (`BackboneSpec`), so fine-tuning
+and feature extraction read mean/std, frames, sampling rate and input size from one place and can
+never disagree. Names carry the `videomae_` prefix so they never shadow timm's own models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ndar.backbones.vit import VideoMAEViT, ViTArgs
+from ndar.registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class BackboneSpec:
+    """Preprocessing a backbone expects: pixels in [0, 1], then (x - mean) / std if `normalize`."""
+
+    name: str
+    num_frames: int = 16
+    """Frames per clip fed to the model."""
+    sampling_rate: int = 2
+    """Stride between sampled frames (16 frames at rate 2 cover 32 source frames, the AI City seed)."""
+    img_size: int = 224
+    """Square input size (resize without crop at extraction time)."""
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    normalize: bool = True
+    """False for feature extractors that skipped normalisation (pixels stay in [0, 1])."""
+    embed_dim: int = 768
+    """Size of the pooled feature (B, D) that `forward_features` returns."""
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """One registered backbone: its architecture and its default preprocessing."""
+
+    name: str
+    args: ViTArgs
+    spec_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+BACKBONES = Registry("backbone")
+
+SPEC_KEYS = {f.name for f in dataclasses.fields(BackboneSpec)} - {"name"}
+ARG_KEYS = {f.name for f in dataclasses.fields(ViTArgs)}
+
+
+def _register(name: str, **arch: Any) -> None:
+    spec_defaults = {k: arch.pop(k) for k in list(arch) if k in SPEC_KEYS and k not in ARG_KEYS}
+    BACKBONES.register(name)(BackboneEntry(name, ViTArgs(**arch), spec_defaults))
+
+
+# Sizes from the official VideoMAE (v1/v2) models; tiny exists for tests and CPU demos.
+_register("videomae_vit_tiny", embed_dim=192, depth=12, num_heads=3)
+_register("videomae_vit_small", embed_dim=384, depth=12, num_heads=6)
+_register("videomae_vit_base", embed_dim=768, depth=12, num_heads=12)
+_register("videomae_vit_large", embed_dim=1024, depth=24, num_heads=16)
+_register("videomae_vit_huge", embed_dim=1280, depth=32, num_heads=16)
+_register("videomae_vit_giant", embed_dim=1408, depth=40, num_heads=16, mlp_ratio=48 / 11, patch_size=14)
+
+
+def list_backbones() -> list[str]:
+    return BACKBONES.names()
+
+
+def _split_overrides(name: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split overrides into architecture keys and preprocessing keys; unknown keys are an error."""
+    unknown = sorted(set(overrides) - ARG_KEYS - SPEC_KEYS)
+    if unknown:
+        raise TypeError(
+            f"unknown override(s) {unknown} for backbone {name!r}; valid: "
+            f"architecture {sorted(ARG_KEYS)}, preprocessing {sorted(SPEC_KEYS - ARG_KEYS)}"
+        )
+    arch = {k: v for k, v in overrides.items() if k in ARG_KEYS}
+    spec = {k: v for k, v in overrides.items() if k in SPEC_KEYS and k not in ARG_KEYS}
+    return arch, spec
+
+
+def resolve_args(name: str, **overrides: Any) -> ViTArgs:
+    """The architecture of `name` with overrides applied (preprocessing keys are ignored here)."""
+    entry: BackboneEntry = BACKBONES.get(name)
+    arch, _ = _split_overrides(name, overrides)
+    return dataclasses.replace(entry.args, **arch)
+
+
+def create_backbone(
+    name: str, num_classes: int = 16, num_frames: int = 16, img_size: int = 224, **overrides: Any
+) -> VideoMAEViT:
+    """Build registered backbone `name` (random init) for clips of `num_frames` x `img_size`^2.
+
+    `overrides` change the architecture (embed_dim, depth, num_heads, drop_path_rate, head_drop_rate,
+    use_learnable_pos_emb, init_values, grad_checkpointing, tubelet_size, patch_size, ...).
+    Preprocessing keys (mean, std, sampling_rate, normalize) are accepted and ignored, so the same
+    override dict can be passed to `get_spec` and `create_backbone`.
+    """
+    args = resolve_args(name, **overrides)
+    model = VideoMAEViT(args, num_classes=num_classes, num_frames=num_frames, img_size=img_size)
+    model.backbone_name = name
+    model.backbone_overrides = dict(overrides)
+    return model
+
+
+def get_spec(name: str, **overrides: Any) -> BackboneSpec:
+    """Preprocessing of backbone `name`; overrides may hold spec fields and architecture keys."""
+    entry: BackboneEntry = BACKBONES.get(name)
+    arch, spec_over = _split_overrides(name, overrides)
+    values = {**entry.spec_defaults, **spec_over}
+    values.setdefault("embed_dim", arch.get("embed_dim", entry.args.embed_dim))
+    for key in ("mean", "std"):
+        if key in values:
+            values[key] = tuple(float(v) for v in values[key])
+            if len(values[key]) != 3:
+                raise ValueError(f"backbone {name!r}: {key} must have 3 values (RGB), got {values[key]}")
+    return BackboneSpec(name=name, **values)
