@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ndar.data.clips import COLUMNS, activity_gaps, build_clip_samples
+from ndar.data.clips import COLUMNS, activity_gaps, build_clip_samples, read_clip_samples
 from ndar.data.records import Segment, VideoRecord
 
 TIMELINE = [(3, 9, 26), (1, 40, 40), (7, 70, 75), (0, 80, 90), (15, 100, 118), (4, 150, 170)]
@@ -87,3 +87,12 @@ def test_gaps_and_tail():
 def test_driver_without_fold_is_an_error():
     with pytest.raises(ValueError, match="driver 2 .* has no fold"):
         build_clip_samples(videos(), "rear", {"1": 0})
+
+
+def test_read_clip_samples_round_trip(tmp_path):
+    clips = build_clip_samples(videos(), "rear", {"1": 0, "2": 1}, seed=0)
+    clips.to_csv(tmp_path / "clips_rear.csv", index=False)
+    back = read_clip_samples(tmp_path / "clips_rear.csv")
+    assert back.equals(clips)
+    with pytest.raises(FileNotFoundError, match="run `python -m ndar prepare`"):
+        read_clip_samples(tmp_path / "nope.csv")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,15 @@ def build_clip_samples(
         {"session": "int64", "label": "int64", "start": "float64", "end": "float64", "fold": "int64"}
     )
     return frame.sort_values(["driver", "session", "start", "label"], kind="stable").reset_index(drop=True)
+
+
+def read_clip_samples(path: str | Path) -> pd.DataFrame:
+    """Read a `clips_<view>.csv` written by `prepare`, keeping driver ids as strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"clip table {path} not found (run `python -m ndar prepare` first)")
+    frame = pd.read_csv(path, dtype={"driver": str, "path": str, "view": str})
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; expected {COLUMNS}")
+    return frame[COLUMNS]
