@@ -1,0 +1,138 @@
+"""Fine-tuned backbones for extraction: load the model folders of one view, preprocess, embed.
+
+Each backbone brings its own preprocessing (`BackboneSpec`: frames, sampling rate, input size,
+mean/std, whether to normalise), so several backbones share one decoded stream of frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ndar.extract.config import ExtractConfig, ModelEntry
+from ndar.utils.io import sha256_file
+from ndar.video import WindowSpec
+
+log = logging.getLogger(__name__)
+
+_SHA_CACHE: dict[Path, str] = {}
+
+
+class FeaturesAndLogits(torch.nn.Module):
+    """One forward returning both outputs, so `torch.compile` sees (and fuses) the whole pass."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.forward_features(x)  # (B, D)
+        return feats, self.model.forward_head(feats)  # (B, C)
+
+
+@dataclass
+class Backbone:
+    """One configured backbone of one view; the weights are loaded only when a video needs them."""
+
+    track: str
+    view: str
+    folder: Path
+    window: WindowSpec
+    sha256: str  # of model.safetensors
+    img_size: int
+    net: torch.nn.Module | None = None  # FeaturesAndLogits (compiled when asked), once loaded
+    spec: object | None = None  # ndar.backbones.BackboneSpec, once loaded
+
+    def load(self, device: torch.device, compile: bool) -> None:
+        from ndar.backbones import load_model_folder
+
+        if self.net is not None:
+            return
+        model, spec = load_model_folder(self.folder)
+        if int(spec.img_size) != self.img_size or int(spec.num_frames) != self.window.num_frames:
+            raise ValueError(
+                f"{self.folder}: model.json and the rebuilt model disagree on input size or frames"
+            )
+        net = FeaturesAndLogits(model).to(device).eval()
+        self.net = torch.compile(net) if compile else net
+        self.spec = spec
+        log.info(
+            "loaded %s/%s from %s (%s, sha256 %s)",
+            self.track,
+            self.view,
+            self.folder,
+            spec.name,
+            self.sha256[:12],
+        )
+
+
+def model_folder(entry: ModelEntry, view: str) -> Path:
+    return Path(entry.folder.format(view=view))
+
+
+def checkpoint_sha256(folder: Path) -> str:
+    """Hash of the weights file, so a feature file says exactly which model made it."""
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"model folder {folder}: model.safetensors not found (run `ndar finetune` first)"
+        )
+    key = weights.resolve()
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(weights)
+    return _SHA_CACHE[key]
+
+
+def plan_backbones(cfg: ExtractConfig, view: str) -> list[Backbone]:
+    """Every configured backbone of `view` with its window rule and hash, read from model.json only."""
+    from ndar.backbones import read_model_meta
+
+    backbones = []
+    for entry in cfg.models:
+        folder = model_folder(entry, view)
+        meta = read_model_meta(folder)
+        window = WindowSpec(
+            num_frames=int(meta["num_frames"]),
+            sampling_rate=int(entry.sampling_rate or meta.get("sampling_rate", 2)),
+            stride=int(entry.stride or cfg.stride),
+            window=entry.window,
+        )
+        backbones.append(
+            Backbone(entry.track, view, folder, window, checkpoint_sha256(folder), int(meta["img_size"]))
+        )
+    return backbones
+
+
+def preprocess_clips(clips: np.ndarray | torch.Tensor, spec: object, device: torch.device) -> torch.Tensor:
+    """uint8 clips (B, T, H, W, 3) -> float (B, 3, T, S, S): resize without crop, [0, 1], normalise."""
+    x = torch.as_tensor(clips)
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)
+    b, t, h, w, c = x.shape
+    size = int(spec.img_size)
+    x = x.permute(0, 1, 4, 2, 3).reshape(b * t, c, h, w).float()  # (B*T, 3, H, W)
+    if (h, w) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = x / 255.0
+    if spec.normalize:
+        mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+    return x.reshape(b, t, c, size, size).permute(0, 2, 1, 3, 4).contiguous()  # (B, 3, T, S, S)
+
+
+@torch.inference_mode()
+def embed(
+    net: torch.nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (B, D) and softmax probabilities (B, C) of a preprocessed batch."""
+    enabled = amp_dtype is not None
+    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=enabled):
+        feats, logits = net(x)  # (B, D), (B, C)
+    probs = torch.softmax(logits.float(), dim=-1)
+    return feats.float().cpu().numpy(), probs.cpu().numpy()

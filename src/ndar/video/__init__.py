@@ -1,0 +1,21 @@
+"""Video decoding for feature extraction: probe, one in-order streaming decode, rolling windows.
+
+Windows are cut from a bounded ring buffer while frames arrive, so each frame is decoded exactly
+once however much windows overlap, and memory does not grow with the video's length.
+"""
+
+from ndar.video.probe import VideoError, VideoInfo, probe
+from ndar.video.reader import DecodedFrame, iter_frames
+from ndar.video.windows import Window, WindowCutter, WindowSpec, window_starts
+
+__all__ = [
+    "DecodedFrame",
+    "VideoError",
+    "VideoInfo",
+    "Window",
+    "WindowCutter",
+    "WindowSpec",
+    "iter_frames",
+    "probe",
+    "window_starts",
+]
