@@ -103,3 +103,12 @@ def reference():
 @pytest.fixture
 def random_state():
     return random_official_state
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """These tensors are tiny: one intra-op thread avoids spin-waiting on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

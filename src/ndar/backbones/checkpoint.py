@@ -12,6 +12,7 @@ Files are untrusted input: `torch.load(..., weights_only=True)` or safetensors o
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ def read_checkpoint_file(path: str | Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # Official training scripts save their argparse.Namespace under "args": harmless, so allowed.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch/safetensors raise many types for a damaged file
         raise CheckpointError(
             f"cannot read checkpoint {path} ({path.stat().st_size} bytes): {type(err).__name__}: {err}. "
