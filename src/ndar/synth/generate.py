@@ -1,0 +1,229 @@
+"""`generate(cfg)`: plan drivers and sessions, render every video, write labels and metadata.
+
+Planning is sequential and cheap (one seeded generator); rendering runs one session per task in a
+process pool. Every random choice of a session is seeded from (seed, driver, session, view), never
+from the order in which workers finish, so the same settings give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ndar import __version__, taxonomy
+from ndar.config import to_dict
+from ndar.synth.body import animate, make_driver
+from ndar.synth.config import SynthConfig
+from ndar.synth.encode import write_video
+from ndar.synth.render import make_look, render_view
+from ndar.synth.timeline import Timeline, make_timeline, perturb_timeline
+from ndar.utils.io import atomic_write_text, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+CSV_HEADER = [
+    "Filename",
+    "Camera View",
+    "Activity Type",
+    "Start Time",
+    "End Time",
+    "Label (Primary)",
+    "Appearance Block",
+]
+CSV_VIEW_NAME = {"dashboard": "Dashboard", "rear": "Rear View", "right": "Right Side Window"}
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """One recording session to render: who, which split, which timeline, which look."""
+
+    split: str
+    driver: str
+    session: int
+    appearance: str
+    timeline: Timeline
+    video_id: int | None  # A2 only
+
+
+def video_name(view: str, driver: str, session: int) -> str:
+    """Official file name, e.g. 'Rear_view_user_id_12345_NoAudio_3.MP4'."""
+    return f"{taxonomy.VIEW_FILE_PREFIX[view]}_user_id_{driver}_NoAudio_{session}.MP4"
+
+
+def label_filename(view: str, driver: str, session: int) -> str:
+    """How the label CSV names a video: no 'NoAudio', no extension (as in the 2023/2024 files)."""
+    return f"{taxonomy.VIEW_FILE_PREFIX[view]}_user_id_{driver}_{session}"
+
+
+def format_time(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def plan_sessions(cfg: SynthConfig) -> list[SessionPlan]:
+    """Driver ids, session numbers, appearance blocks and timelines for every session."""
+    rng = np.random.default_rng(cfg.seed)
+    n_train, n_test = cfg.drivers, cfg.n_test_drivers
+    ids = rng.choice(np.arange(10000, 100000), size=n_train + n_test, replace=False)
+    plans: list[SessionPlan] = []
+    video_id = 1
+    for index, driver_id in enumerate(ids.tolist()):
+        split = "A1" if index < n_train else "A2"
+        numbers = sorted(int(v) for v in rng.choice(np.arange(1, 10), size=2, replace=False))
+        base = make_timeline(rng, cfg.time_scale, cfg.min_activity_s, cfg.min_gap_s)
+        second = perturb_timeline(
+            rng, base, max(1, int(round(2 * cfg.time_scale))), cfg.min_activity_s, cfg.min_gap_s
+        )
+        block = str(rng.choice(["Hat", "Sunglasses"]))
+        for number, timeline, appearance in ((numbers[0], base, "None"), (numbers[1], second, block)):
+            vid = video_id if split == "A2" else None
+            video_id += split == "A2"
+            plans.append(SessionPlan(split, str(driver_id), number, appearance, timeline, vid))
+    return plans
+
+
+def _session_rng(cfg: SynthConfig, plan: SessionPlan, *extra: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, int(plan.driver), *extra]))
+
+
+def render_session(cfg: SynthConfig, plan: SessionPlan) -> dict:
+    """Render and encode every view of one session (one worker task); returns its frame count."""
+    driver = make_driver(_session_rng(cfg, plan, 0), (cfg.amp_low, cfg.amp_high))
+    rng = _session_rng(cfg, plan, plan.session, 1)
+    activities = [(a.label, a.start, a.end) for a in plan.timeline.activities]
+    pose = animate(rng, driver, activities, plan.timeline.duration, cfg.fps, cfg.distractor_rate)
+    difficulty = {
+        "noise": cfg.noise,
+        "lighting": cfg.lighting,
+        "occlusion_rate": cfg.occlusion_rate,
+        "camera_jitter": cfg.camera_jitter,
+        "shake_px": cfg.shake_px,
+    }
+    look = make_look(_session_rng(cfg, plan, 0, 2), plan.appearance, difficulty)
+    folder = Path(cfg.out) / plan.split / f"user_id_{plan.driver}"
+    frames = 0
+    for view in cfg.views:
+        path = folder / video_name(view, plan.driver, plan.session)
+        view_rng = _session_rng(cfg, plan, plan.session, 3, taxonomy.VIEWS.index(view))
+        images = render_view(view_rng, view, driver, look, pose, cfg.fps, cfg.width, cfg.height)
+        frames = write_video(path, images, cfg.fps, cfg.width, cfg.height, cfg.crf, cfg.gop, cfg.preset)
+    return {"driver": plan.driver, "session": plan.session, "frames": frames}
+
+
+def label_csv_text(plans: list[SessionPlan], views: list[str]) -> str:
+    """One driver's label file in the 2023/2024 format (Filename only on a video's first row)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for plan in sorted(plans, key=lambda p: p.session):
+        for view in views:
+            for row, act in enumerate(plan.timeline.with_background()):
+                writer.writerow(
+                    [
+                        label_filename(view, plan.driver, plan.session) if row == 0 else "",
+                        CSV_VIEW_NAME[view],
+                        taxonomy.CLASSES[act.label],
+                        format_time(act.start),
+                        format_time(act.end),
+                        f"Class {act.label}",
+                        plan.appearance,
+                    ]
+                )
+    return buffer.getvalue()
+
+
+def video_ids_text(plans: list[SessionPlan], views: list[str]) -> str:
+    """A2/video_ids.csv in the 2024 form, file names in single quotes."""
+    lines = ["video_id," + ",".join(f"video_files{i + 1}" for i in range(len(views)))]
+    for plan in sorted((p for p in plans if p.video_id is not None), key=lambda p: p.video_id):
+        names = [f"'{video_name(v, plan.driver, plan.session)}'" for v in views]
+        lines.append(f"{plan.video_id}," + ",".join(names))
+    return "\n".join(lines) + "\n"
+
+
+def ground_truth_rows(plans: list[SessionPlan]) -> list[tuple[int, int, int, int]]:
+    return [
+        (plan.video_id, act.label, act.start, act.end)
+        for plan in plans
+        if plan.video_id is not None
+        for act in plan.timeline.activities
+    ]
+
+
+def _write_text_files(cfg: SynthConfig, plans: list[SessionPlan]) -> None:
+    from ndar.submission import write_submission
+
+    out = Path(cfg.out)
+    by_driver: dict[str, list[SessionPlan]] = {}
+    for plan in plans:
+        if plan.split == "A1":
+            by_driver.setdefault(plan.driver, []).append(plan)
+    for driver, driver_plans in by_driver.items():
+        path = out / "A1" / f"user_id_{driver}" / f"user_id_{driver}.csv"
+        atomic_write_text(path, label_csv_text(driver_plans, cfg.views))
+    atomic_write_text(out / "A2" / "video_ids.csv", video_ids_text(plans, cfg.views))
+    write_submission(out / "A2_ground_truth.txt", ground_truth_rows(plans))
+
+
+def _metadata(cfg: SynthConfig, plans: list[SessionPlan], frames: dict[tuple[str, int], int]) -> dict:
+    return {
+        "generator": "ndar.synth",
+        "generator_version": GENERATOR_VERSION,
+        "ndar_version": __version__,
+        "config": to_dict(cfg) | {"out": None, "workers": None},
+        "sessions": [
+            {
+                "split": p.split,
+                "driver": p.driver,
+                "session": p.session,
+                "video_id": p.video_id,
+                "appearance": p.appearance,
+                "duration_s": p.timeline.duration,
+                "frames": frames.get((p.driver, p.session)),
+                "activities": [asdict(a) for a in p.timeline.activities],
+            }
+            for p in plans
+        ],
+    }
+
+
+def generate(cfg: SynthConfig) -> Path:
+    """Write the whole dataset under `cfg.out`; returns it. A finished identical dataset is kept."""
+    cfg.validate()
+    out = Path(cfg.out)
+    meta_path = out / "synth.json"
+    plans = plan_sessions(cfg)
+    wanted = _metadata(cfg, plans, {})
+    if meta_path.is_file():
+        done = read_json(meta_path)
+        if done.get("config") == wanted["config"] and done.get("generator_version") == GENERATOR_VERSION:
+            log.info("synth: %s already holds this dataset; nothing to do", out)
+            return out
+        raise FileExistsError(
+            f"{meta_path} describes another synthetic dataset; choose a new --out or delete {out}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    frames: dict[tuple[str, int], int] = {}
+    workers = max(1, min(cfg.workers, len(plans)))
+    log.info("synth: rendering %d sessions x %d views with %d worker(s)", len(plans), len(cfg.views), workers)
+    if workers == 1:
+        results = (render_session(cfg, p) for p in plans)
+        for res in tqdm(results, total=len(plans), desc="synth", unit="session"):
+            frames[(res["driver"], res["session"])] = res["frames"]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = pool.map(render_session, [cfg] * len(plans), plans)
+            for res in tqdm(results, total=len(plans), desc="synth", unit="session"):
+                frames[(res["driver"], res["session"])] = res["frames"]
+    _write_text_files(cfg, plans)
+    write_json(meta_path, _metadata(cfg, plans, frames))
+    return out
