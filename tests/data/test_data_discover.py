@@ -148,3 +148,20 @@ def test_video_ids_naming_unknown_sessions(dataset):
     index = load_dataset(dataset, "A2")
     assert any("999_1, which is not on disk" in e.reason for e in index.errors)
     assert any("201_6 has no video id" in w.reason for w in index.warnings)
+
+
+def test_flat_labels_folder_shared_by_both_splits(tmp_path):
+    """A labels folder without A1/ A2/ sub-folders: each split reads only its own drivers' files."""
+    make_split(tmp_path / "videos", "A1", ["5"], labels=False)
+    make_split(tmp_path / "videos", "A2", ["6"], labels=False)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for driver in ("5", "7"):
+        (labels / f"user_id_{driver}.csv").write_text(label_csv_2023(driver, {1: TIMELINE, 2: TIMELINE}))
+    a1 = load_dataset(tmp_path / "videos", "A1", labels_dir=labels)
+    assert a1.errors == [] and all(s.segments for s in a1.sessions)
+    [warning] = a1.warnings
+    assert "without videos in A1 not read: ['7']" in warning.reason
+    a2 = load_dataset(tmp_path / "videos", "A2", labels_dir=labels)
+    assert a2.errors == [] and not any(s.segments for s in a2.sessions)
+    assert any("['5', '7']" in w.reason for w in a2.warnings)

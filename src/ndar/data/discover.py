@@ -327,6 +327,16 @@ def load_dataset(root: str | Path, split: str = "A1", labels_dir: str | Path | N
 
     label_dir = _label_search_dir(split_dir, split, Path(labels_dir) if labels_dir else None)
     label_files = _find_label_files(label_dir, issues)
+    if labels_dir is not None and _child_dir(Path(labels_dir), split) is None:
+        # a flat labels folder is shared by the splits: read only the files of this split's drivers
+        drivers = {name.driver for name in found}
+        foreign = sorted((d for d in label_files if d not in drivers), key=_driver_order)
+        if foreign:
+            reason = (
+                f"label files of {len(foreign)} driver(s) without videos in {split_name} not read: {foreign}"
+            )
+            issues.append(Issue("warning", str(label_dir), None, reason))
+        label_files = {d: p for d, p in label_files.items() if d in drivers}
     labels_expected = split_name == "A1" or bool(label_files)
     if split_name == "A1" and not label_files:
         issues.append(Issue("error", str(label_dir), None, "no label files (user_id_<driver>.csv) found"))
