@@ -1,0 +1,514 @@
+"""The fine-tuning run: one backbone on the clips of one view, held-out fold validated every epoch.
+
+timm builds the optimizer (AdamW, layer-wise lr decay, no decay on norms/biases), the cosine schedule
+with warm-up and mixup/cutmix; DeepSpeed runs the step (ZeRO stage, bf16/fp16/fp32, accumulation,
+clipping) and the checkpoints. The output folder ends up holding the exported model folder
+(`model.safetensors` + `model.json`, read by `ndar.backbones.load_model_folder`), the resolved
+config, the generated DeepSpeed JSON, metrics.csv, TensorBoard logs and `checkpoints/`.
+`metrics.json` is written last: its presence marks the run finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
+
+from ndar import taxonomy
+from ndar.config import save_config
+from ndar.finetune.config import FinetuneConfig
+from ndar.finetune.data import ClipDataset, load_clip_samples, split_by_fold
+from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
+from ndar.finetune.ds_config import build_deepspeed_config
+from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.utils.io import atomic_path, write_json
+from ndar.utils.logging import setup_logging
+
+log = logging.getLogger(__name__)
+
+DONE_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def is_finished(output: Path) -> bool:
+    """A finished run has its summary and its exported model folder."""
+    output = Path(output)
+    return all((output / name).is_file() for name in (DONE_FILE, "model.safetensors", "model.json"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------- model
+def build_model(cfg: FinetuneConfig):
+    """(model, spec) for the config: registry defaults, then the config's frames/size/rate/overrides."""
+    from ndar.backbones import create_backbone, get_spec
+
+    m = cfg.model
+    overrides = {
+        **m.overrides,
+        "drop_path_rate": m.drop_path_rate,
+        "head_drop_rate": m.head_drop_rate,
+        "grad_checkpointing": m.grad_checkpointing,
+    }
+    spec = get_spec(m.backbone, **overrides)
+    spec = dataclasses.replace(
+        spec,
+        num_frames=m.num_frames or spec.num_frames,
+        img_size=m.img_size or spec.img_size,
+        sampling_rate=m.sampling_rate or spec.sampling_rate,
+    )
+    model = create_backbone(
+        m.backbone,
+        num_classes=taxonomy.NUM_CLASSES,
+        num_frames=spec.num_frames,
+        img_size=spec.img_size,
+        **overrides,
+    )
+    return model, spec
+
+
+def load_pretrained(model, cfg: FinetuneConfig, dist: DistInfo) -> None:
+    """Load `model.pretrained` (if any) and save the load report beside the run."""
+    if cfg.model.pretrained is None:
+        log.info("no pretrained checkpoint: training %s from scratch", cfg.model.backbone)
+        return
+    from ndar.backbones import load_checkpoint
+
+    path = Path(cfg.model.pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.pretrained: {path} not found (see weights/README.md for the expected files)"
+        )
+    report = load_checkpoint(model, path, strict_min_fraction=cfg.model.min_loaded_fraction)
+    if dist.is_main:
+        write_json(cfg.output / "pretrained_report.json", dataclasses.asdict(report))
+
+
+# ------------------------------------------------------------------------------------------ data
+def build_datasets(cfg: FinetuneConfig, spec) -> tuple[ClipDataset, ClipDataset | None, pd.DataFrame]:
+    d, a = cfg.data, cfg.aug
+    samples = load_clip_samples(d.root, d.clips, d.view, d.split, d.k, d.fold_seed, d.background_per_video)
+    train_rows, val_rows = split_by_fold(samples, d.fold)
+    if len(train_rows) < cfg.train.batch_size:
+        raise ValueError(f"only {len(train_rows)} training clips for view {d.view!r}, fewer than one batch")
+    short_side = d.short_side or int(round(spec.img_size * 256 / 224))
+    cache_frames = d.cache_max_frames if d.cache else 0
+    train_tf = TrainClipTransform(
+        spec.img_size,
+        spec.mean,
+        spec.std,
+        spec.normalize,
+        a.scale,
+        a.ratio,
+        a.rand_augment,
+        a.reprob,
+        a.hflip,
+    )
+    train = ClipDataset(
+        train_rows, spec.num_frames, spec.sampling_rate, short_side, train_tf, cache_max_frames=cache_frames
+    )
+    val = None
+    if len(val_rows):
+        eval_tf = EvalClipTransform(spec.img_size, spec.mean, spec.std, spec.normalize, cfg.eval.num_crops)
+        val = ClipDataset(
+            val_rows,
+            spec.num_frames,
+            spec.sampling_rate,
+            spec.img_size,
+            eval_transform=eval_tf,
+            num_segments=cfg.eval.num_segments,
+            cache_max_frames=cache_frames,
+        )
+    if d.cache:
+        train.build_cache(d.num_workers, "cache train clips")
+        if val is not None:
+            val.build_cache(d.num_workers, "cache val clips")
+    return train, val, samples
+
+
+def train_loader(dataset: ClipDataset, cfg: FinetuneConfig, dist: DistInfo) -> DataLoader:
+    if dist.world_size > 1:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.train.seed, drop_last=True)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.train.seed))
+    workers = cfg.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def val_loader(dataset: ClipDataset, cfg: FinetuneConfig, dist: DistInfo) -> DataLoader:
+    """This rank's share of the validation rows (rank::world), gathered after the forward passes."""
+    shard = Subset(dataset, list(range(dist.rank, len(dataset), dist.world_size)))
+    return DataLoader(shard, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+
+
+# ------------------------------------------------------------------------------ optimizer & loss
+def total_batch(cfg: FinetuneConfig, dist: DistInfo) -> int:
+    return cfg.train.batch_size * cfg.train.grad_accum * dist.world_size
+
+
+def learning_rate(cfg: FinetuneConfig, dist: DistInfo) -> float:
+    """optim.lr if given, else base_lr scaled by total batch / 256 (the VideoMAE rule)."""
+    if cfg.optim.lr is not None:
+        return cfg.optim.lr
+    return cfg.optim.base_lr * total_batch(cfg, dist) / 256
+
+
+def build_optimizer(model, cfg: FinetuneConfig, lr: float):
+    from timm.optim import create_optimizer_v2
+
+    o = cfg.optim
+    return create_optimizer_v2(
+        model,
+        opt=o.opt,
+        lr=lr,
+        weight_decay=o.weight_decay,
+        layer_decay=o.layer_decay if o.layer_decay < 1.0 else None,
+        betas=tuple(o.betas),
+        eps=o.eps,
+        filter_bias_and_bn=True,
+    )
+
+
+def build_scheduler(optimizer, cfg: FinetuneConfig, updates_per_epoch: int):
+    from timm.scheduler import create_scheduler_v2
+
+    o = cfg.optim
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched="cosine",
+        num_epochs=cfg.train.epochs,
+        warmup_epochs=o.warmup_epochs,
+        warmup_lr=o.warmup_lr,
+        min_lr=o.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=updates_per_epoch,
+    )
+    return scheduler
+
+
+def build_mixup_and_loss(cfg: FinetuneConfig):
+    """(mixup or None, criterion): soft-target CE with mixup/cutmix, else CE with label smoothing."""
+    from timm.data import Mixup
+    from timm.loss import SoftTargetCrossEntropy
+
+    a = cfg.aug
+    if (a.mixup > 0 or a.cutmix > 0) and a.mixup_prob > 0:
+        mixup = Mixup(
+            mixup_alpha=a.mixup,
+            cutmix_alpha=a.cutmix,
+            prob=a.mixup_prob,
+            switch_prob=a.mixup_switch_prob,
+            mode="batch",
+            label_smoothing=a.label_smoothing,
+            num_classes=taxonomy.NUM_CLASSES,
+        )
+        return mixup, SoftTargetCrossEntropy()
+    return None, torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+
+
+def mix_clips(mixup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """timm Mixup on clips: (B, 3, T, H, W) is seen as (B, 3T, H, W) so a cutmix box spans all frames."""
+    b, c, t, h, w = x.shape
+    flat, target = mixup(x.reshape(b, c * t, h, w), y)
+    return flat.reshape(b, c, t, h, w), target
+
+
+# ------------------------------------------------------------------------------------- logging
+class RunLog:
+    """metrics.csv (rewritten atomically, history kept on resume) and TensorBoard, main rank only."""
+
+    def __init__(self, output: Path, enabled: bool) -> None:
+        self.path = output / "metrics.csv"
+        self.enabled = enabled
+        self.rows: list[dict] = []
+        self.writer = None
+        if not enabled:
+            return
+        if self.path.is_file():
+            self.rows = pd.read_csv(self.path).to_dict("records")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(output / "tensorboard"))
+        except ImportError:
+            log.warning("tensorboard is not installed: logging to metrics.csv only")
+
+    def add(self, step: int, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.rows.append({"step": step, **row})
+        with atomic_path(self.path) as tmp:
+            pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        if self.writer is not None:
+            prefix = row.get("split", "train")
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ------------------------------------------------------------------------------- train / eval
+def input_dtype(engine) -> torch.dtype:
+    if engine.bfloat16_enabled():
+        return torch.bfloat16
+    if engine.fp16_enabled():
+        return torch.float16
+    return torch.float32
+
+
+def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist) -> dict:
+    """One pass over the training loader; returns the epoch's mean loss, lr and clips/s."""
+    from tqdm import tqdm
+
+    engine.train()
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    dtype, device = input_dtype(engine), engine.device
+    max_micro = cfg.train.max_steps_per_epoch * cfg.train.grad_accum or len(loader)
+    losses, clips, start = [], 0, time.perf_counter()
+    bar = tqdm(loader, total=min(len(loader), max_micro), desc=f"epoch {epoch + 1}", disable=not dist.is_main)
+    for micro, (x, y) in enumerate(bar):
+        if micro >= max_micro:
+            break
+        scheduler.step_update(num_updates=engine.global_steps)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        target = y
+        if mixup is not None:
+            x, target = mix_clips(mixup, x, y)
+        logits = engine(x.to(dtype))  # (B, 16)
+        loss = criterion(logits.float(), target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch + 1} step {micro}: loss is {loss.item()} (lr too high?)")
+        engine.backward(loss)
+        engine.step()
+        losses.append(loss.item())
+        clips += x.shape[0]
+        lr = max(group["lr"] for group in engine.optimizer.param_groups)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
+        if engine.global_steps % cfg.train.log_every == 0 and engine.is_gradient_accumulation_boundary():
+            runlog.add(
+                engine.global_steps, {"split": "train", "epoch": epoch + 1, "loss": losses[-1], "lr": lr}
+            )
+    seconds = time.perf_counter() - start
+    return {
+        "loss": float(np.mean(losses)) if losses else float("nan"),
+        "lr": lr if losses else float("nan"),
+        "clips_per_s": clips * dist.world_size / max(seconds, 1e-9),
+    }
+
+
+@torch.no_grad()
+def predict(engine, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs (N, 16), labels (N,), row indices (N,)) of this rank's validation share."""
+    engine.eval()
+    dtype, device = input_dtype(engine), engine.device
+    probs, labels, rows = [], [], []
+    for views, y, index in loader:
+        b, v = views.shape[:2]
+        logits = engine(views.flatten(0, 1).to(device, dtype))  # (B*V, 16)
+        p = logits.float().softmax(-1).view(b, v, -1).mean(1)  # average over segments x crops
+        probs.append(p.cpu().numpy())
+        labels.append(y.numpy())
+        rows.append(index.numpy())
+    if not probs:
+        return np.zeros((0, taxonomy.NUM_CLASSES), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(rows)
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Top-1, mean per-class accuracy (classes present), per-class accuracy, confusion, NLL."""
+    from sklearn.metrics import confusion_matrix
+
+    pred = probs.argmax(1)
+    confusion = confusion_matrix(labels, pred, labels=list(range(taxonomy.NUM_CLASSES)))
+    support = confusion.sum(1)
+    per_class = {
+        int(c): float(confusion[c, c] / support[c]) for c in range(taxonomy.NUM_CLASSES) if support[c] > 0
+    }
+    nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-8, None)).mean()
+    return {
+        "top1": float((pred == labels).mean()),
+        "mean_class_acc": float(np.mean(list(per_class.values()))),
+        "loss": float(nll),
+        "per_class_acc": per_class,
+        "confusion": confusion.tolist(),
+        "num_clips": int(len(labels)),
+    }
+
+
+def evaluate(engine, loader, dist: DistInfo) -> dict | None:
+    """Validation metrics over every rank's share (main rank gets them; others None)."""
+    shards = all_gather_objects(predict(engine, loader))
+    if not dist.is_main:
+        return None
+    probs = np.concatenate([s[0] for s in shards])
+    labels = np.concatenate([s[1] for s in shards])
+    return classification_metrics(probs, labels)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def resume_training(engine, ckpt_dir: Path, resume: str) -> int:
+    """Load the requested DeepSpeed checkpoint; returns the epoch to start from (0 = fresh)."""
+    if resume == "none":
+        return 0
+    if resume == "auto":
+        if not (ckpt_dir / "latest").is_file():
+            return 0
+        path, state = engine.load_checkpoint(str(ckpt_dir))
+    else:
+        target = Path(resume)
+        if not target.is_dir():
+            raise FileNotFoundError(
+                f"--resume {resume}: not a checkpoint folder (expected <run>/checkpoints/<tag>)"
+            )
+        path, state = engine.load_checkpoint(str(target.parent), tag=target.name)
+    if path is None:
+        raise RuntimeError(f"cannot load the DeepSpeed checkpoint for --resume {resume} from {ckpt_dir}")
+    epoch = int((state or {}).get("epoch", 0))
+    log.info("resumed from %s (epoch %d, %d optimizer steps)", path, epoch, engine.global_steps)
+    return epoch
+
+
+def save_training(engine, ckpt_dir: Path, epoch: int, keep: int, dist: DistInfo) -> None:
+    """DeepSpeed checkpoint `epochNNN` (every rank takes part); older tags beyond `keep` removed."""
+    engine.save_checkpoint(str(ckpt_dir), tag=f"epoch{epoch:03d}", client_state={"epoch": epoch})
+    barrier()
+    if dist.is_main and keep > 0:
+        tags = sorted(p for p in ckpt_dir.glob("epoch*") if p.is_dir())
+        for old in tags[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(engine, spec, cfg: FinetuneConfig, ckpt_dir: Path, dist: DistInfo) -> None:
+    """Write model.safetensors + model.json with fp32 weights (the ZeRO master copy when it exists)."""
+    if not dist.is_main:
+        return
+    from ndar.backbones import save_model_folder
+
+    model = engine.module
+    state = None
+    if cfg.train.zero_stage > 0 and cfg.train.precision != "fp32":
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir))
+    export, _ = build_model(cfg)
+    export.load_state_dict(
+        state if state is not None else {k: v.float() for k, v in model.state_dict().items()}
+    )
+    save_model_folder(export.eval(), spec, cfg.output)
+
+
+# ----------------------------------------------------------------------------------------- run
+def prepare_output(cfg: FinetuneConfig, dist: DistInfo) -> None:
+    """Create the folder; with `overwrite`, remove the previous run's marker and checkpoints first."""
+    if dist.is_main:
+        cfg.output.mkdir(parents=True, exist_ok=True)
+        if cfg.overwrite:
+            for name in (DONE_FILE, "metrics.csv"):
+                (cfg.output / name).unlink(missing_ok=True)
+            shutil.rmtree(cfg.output / CHECKPOINT_DIR, ignore_errors=True)
+        save_config(cfg, cfg.output / "config.yaml")
+    barrier()
+
+
+def run(cfg: FinetuneConfig) -> Path:
+    """Fine-tune per `cfg`; returns the output folder (skipped when already finished)."""
+    cfg.validate()
+    cfg.output = Path(cfg.output)
+    if is_finished(cfg.output) and not cfg.overwrite:
+        log.info("%s is finished (%s exists): skipping (overwrite=true re-runs it)", cfg.output, DONE_FILE)
+        return cfg.output
+    dist = init_distributed(cfg.deepspeed.backend, cfg.deepspeed.cpu_shm_comm)
+    prepare_output(cfg, dist)
+    if dist.is_main:
+        setup_logging(cfg.output / "finetune.log")
+    seed_everything(cfg.train.seed + dist.rank)
+    model, spec = build_model(cfg)
+    load_pretrained(model, cfg, dist)
+    train_set, val_set, samples = build_datasets(cfg, spec)
+    log.info(
+        "view %s fold %d: %d train clips, %d val clips, %d frames x %dpx at rate %d",
+        cfg.data.view, cfg.data.fold, len(train_set), len(val_set or []), spec.num_frames, spec.img_size,
+        spec.sampling_rate,
+    )  # fmt: skip
+    return _train(cfg, dist, model, spec, train_set, val_set)
+
+
+def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set) -> Path:
+    import deepspeed
+
+    loader = train_loader(train_set, cfg, dist)
+    updates_per_epoch = max(len(loader) // cfg.train.grad_accum, 1)
+    if cfg.train.max_steps_per_epoch:
+        updates_per_epoch = min(updates_per_epoch, cfg.train.max_steps_per_epoch)
+    lr = learning_rate(cfg, dist)
+    optimizer = build_optimizer(model, cfg, lr)
+    ds_config = build_deepspeed_config(cfg, dist.world_size)
+    if dist.is_main:
+        write_json(cfg.output / "deepspeed_config.json", ds_config)
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    scheduler = build_scheduler(optimizer, cfg, updates_per_epoch)
+    mixup, criterion = build_mixup_and_loss(cfg)
+    ckpt_dir = cfg.output / CHECKPOINT_DIR
+    start_epoch = resume_training(engine, ckpt_dir, cfg.resume)
+    runlog = RunLog(cfg.output, dist.is_main)
+    vloader = val_loader(val_set, cfg, dist) if val_set is not None else None
+    log.info("lr %.3g (total batch %d), %d updates per epoch", lr, total_batch(cfg, dist), updates_per_epoch)
+    summary = {"epochs": cfg.train.epochs, "lr": lr, "total_batch": total_batch(cfg, dist)}
+    for epoch in range(start_epoch, cfg.train.epochs):
+        last = epoch + 1 == cfg.train.epochs
+        stats = train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist)
+        runlog.add(engine.global_steps, {"split": "train_epoch", "epoch": epoch + 1, **stats})
+        summary["train"] = stats
+        if vloader is not None and ((epoch + 1) % cfg.eval.every == 0 or last):
+            metrics = evaluate(engine, vloader, dist)
+            if metrics is not None:
+                scalars = {k: metrics[k] for k in ("top1", "mean_class_acc", "loss")}
+                runlog.add(engine.global_steps, {"split": "val", "epoch": epoch + 1, **scalars})
+                log.info(
+                    "epoch %d: train loss %.4f, val top1 %.3f", epoch + 1, stats["loss"], metrics["top1"]
+                )
+                summary["val"] = metrics
+        if (epoch + 1) % cfg.train.save_every == 0 or last:
+            save_training(engine, ckpt_dir, epoch + 1, cfg.train.keep_checkpoints, dist)
+    finish(engine, spec, cfg, ckpt_dir, dist, summary, runlog)
+    return cfg.output
+
+
+def finish(
+    engine, spec, cfg: FinetuneConfig, ckpt_dir: Path, dist: DistInfo, summary: dict, runlog: RunLog
+) -> None:
+    """Export the model folder, then write metrics.json (the finished marker) on the main rank."""
+    export_model(engine, spec, cfg, ckpt_dir, dist)
+    runlog.close()
+    if dist.is_main:
+        summary["finished"] = True
+        summary["num_updates"] = int(engine.global_steps)
+        if not math.isfinite(summary.get("train", {}).get("loss", 0.0)):
+            log.warning("no training step ran in this invocation (already at epoch %d)", cfg.train.epochs)
+        write_json(cfg.output / DONE_FILE, summary)
+    barrier()
