@@ -1,0 +1,45 @@
+"""probe and the streaming reader on real H.264 files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import decord
+import numpy as np
+import pytest
+from extract_fixtures import HEIGHT, WIDTH, make_video
+
+from ndar.video import VideoError, iter_frames, probe
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("video") / "clip.mp4", 45, fps=30)
+
+
+def test_probe_reads_header(clip: Path) -> None:
+    info = probe(clip)
+    assert info.fps == pytest.approx(30.0)
+    assert info.num_frames == 45
+    assert (info.width, info.height) == (WIDTH, HEIGHT)
+    assert info.duration == pytest.approx(45 / 30, abs=0.04)
+
+
+def test_reader_decodes_each_frame_once_in_order_like_decord(clip: Path) -> None:
+    frames = list(iter_frames(clip, sizes=[None, (16, 24)]))
+    assert [f.index for f in frames] == list(range(45))
+    np.testing.assert_allclose([f.time for f in frames], np.arange(45) / 30, atol=1e-6)
+    assert frames[0].images[0].shape == (HEIGHT, WIDTH, 3) and frames[0].images[1].shape == (16, 24, 3)
+    reference = decord.VideoReader(str(clip)).get_batch([0, 7, 44]).asnumpy()
+    np.testing.assert_array_equal(np.stack([frames[i].image for i in (0, 7, 44)]), reference)
+
+
+def test_bad_files_raise_video_error(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="not found"):
+        probe(tmp_path / "missing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(VideoError, match="junk.mp4"):
+        probe(junk)
+    with pytest.raises(VideoError, match="junk.mp4"):
+        list(iter_frames(junk))
