@@ -1,0 +1,29 @@
+"""`BaselineConfig`: the simple per-second classifier that the real pipeline must beat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BaselineConfig:
+    """Downsampled frame statistics per second -> scikit-learn classifier -> one segment per class."""
+
+    data_root: Path = Path("data/synthetic")  # dataset root with A1/ and A2/
+    out: Path = Path("runs/baseline")  # writes submission.txt, metrics.json, config.yaml, curves.npz
+    ground_truth: Path | None = None  # A2 ground truth (default <data_root>/A2_ground_truth.txt)
+    views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
+    thumb_width: int = 16  # grey thumbnail size the frames are shrunk to
+    thumb_height: int = 12
+    context_s: int = 2  # also give each second the mean features of +-context_s seconds around it
+    normalise_per_video: bool = True  # subtract each video's mean thumbnail (camera / driver offsets)
+    classifier: str = "logreg"  # "logreg" or "random_forest"
+    pca: int = 64  # logistic regression: principal components kept (after standardising)
+    C: float = 0.5  # logistic regression inverse regularisation
+    n_estimators: int = 200  # random forest trees
+    threshold: float = 0.25  # post-processing: class probability a second must reach
+    smooth: int = 3  # post-processing: moving average over seconds
+    min_len: float = 1.0  # post-processing: shortest segment kept (seconds)
+    seed: int = 0
+    workers: int = 2  # processes decoding videos in parallel

@@ -1,0 +1,190 @@
+"""`run(cfg)`: train the per-second baseline on A1, predict A2, write a scored submission.
+
+Steps: per session, per-second features of the chosen views (concatenated); labels per second from
+the A1 segments; a standardised scikit-learn classifier; per-second class probabilities on A2;
+`ndar.postprocess.one_segment_per_class`; `ndar.submission.write_submission`; `ndar.metrics.mos`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from ndar.baseline.config import BaselineConfig
+from ndar.baseline.features import add_context, per_second_features, read_grey_thumbnails
+from ndar.config import save_config, to_dict
+from ndar.data.records import SessionRecord
+from ndar.taxonomy import NUM_CLASSES
+from ndar.utils.io import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def session_features(session: SessionRecord, cfg: BaselineConfig) -> np.ndarray:
+    """(S, D) features of one session: the chosen views side by side, cut to the shortest view."""
+    parts = []
+    for view in cfg.views:
+        record = session.views.get(view)
+        if record is None:
+            raise ValueError(
+                f"session {session.key} ({session.split}) has no {view!r} video; views: {sorted(session.views)}"
+            )
+        frames, fps = read_grey_thumbnails(record.path, cfg.thumb_width, cfg.thumb_height)
+        parts.append(per_second_features(frames, fps, cfg.normalise_per_video))
+    seconds = min(len(p) for p in parts)
+    return add_context(np.concatenate([p[:seconds] for p in parts], axis=1), cfg.context_s)
+
+
+def _features_of(sessions: list[SessionRecord], cfg: BaselineConfig) -> dict[str, np.ndarray]:
+    """Features of every session, `cfg.workers` processes in parallel (order-independent results)."""
+    keys = [s.key for s in sessions]
+    if cfg.workers <= 1 or len(sessions) < 2:
+        feats = [session_features(s, cfg) for s in tqdm(sessions, desc="baseline features", unit="session")]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=context) as pool:
+            jobs = pool.map(session_features, sessions, [cfg] * len(sessions))
+            feats = list(tqdm(jobs, total=len(sessions), desc="baseline features", unit="session"))
+    return dict(zip(keys, feats))
+
+
+def labels_per_second(session: SessionRecord, seconds: int) -> np.ndarray:
+    """(S,) class of each second [s, s+1): the segment containing its centre, else 0."""
+    labels = np.zeros(seconds, dtype=np.int64)
+    centres = np.arange(seconds) + 0.5
+    for seg in session.segments:
+        labels[(centres >= seg.start) & (centres < seg.end)] = seg.label
+    return labels
+
+
+def make_classifier(cfg: BaselineConfig):
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if cfg.classifier == "logreg":
+        return make_pipeline(
+            StandardScaler(),
+            PCA(n_components=cfg.pca, random_state=cfg.seed),
+            LogisticRegression(C=cfg.C, max_iter=500, random_state=cfg.seed),
+        )
+    if cfg.classifier == "random_forest":
+        return RandomForestClassifier(
+            n_estimators=cfg.n_estimators, min_samples_leaf=2, n_jobs=1, random_state=cfg.seed
+        )
+    raise ValueError(f"baseline: classifier must be 'logreg' or 'random_forest', got {cfg.classifier!r}")
+
+
+def full_curve(model, features: np.ndarray) -> np.ndarray:
+    """(S, 16) probabilities, with zero columns for classes the training set lacked."""
+    probs = model.predict_proba(features)
+    curve = np.zeros((len(features), NUM_CLASSES), dtype=np.float32)
+    curve[:, model.classes_] = probs
+    return curve
+
+
+def _load(root: Path, split: str):
+    from ndar.data.discover import load_dataset
+
+    index = load_dataset(root, split)
+    if index.errors:
+        raise ValueError(
+            f"{root} {split}: dataset has errors:\n" + "\n".join(str(i) for i in index.errors[:20])
+        )
+    if not index.sessions:
+        raise ValueError(f"{root} {split}: no sessions found")
+    return index.sessions
+
+
+def run(cfg: BaselineConfig) -> dict:
+    """Train, predict, write `submission.txt`, `metrics.json`, `config.yaml`, `curves.npz` into cfg.out."""
+    from ndar.metrics import mos
+    from ndar.postprocess import one_segment_per_class
+    from ndar.submission import read_submission, write_submission
+
+    out = Path(cfg.out)
+    metrics_path = out / "metrics.json"
+    if metrics_path.is_file() and (out / "config.yaml").is_file():
+        done = read_json(metrics_path)
+        if done.get("config") == to_dict(cfg):
+            log.info("baseline: %s is complete for this config; nothing to do", out)
+            return done
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    train_sessions = _load(Path(cfg.data_root), "A1")
+    test_sessions = _load(Path(cfg.data_root), "A2")
+    all_feats = _features_of(train_sessions + test_sessions, cfg)
+    train_x = [all_feats[s.key] for s in train_sessions]
+    train_y = [labels_per_second(s, len(all_feats[s.key])) for s in train_sessions]
+    test_feats = {s.key: all_feats[s.key] for s in test_sessions}
+    timings["features_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    model = make_classifier(cfg)
+    # One BLAS thread: on a small, busy CPU, threaded BLAS made this fit 10x slower (docs/baseline.md).
+    with threadpool_limits(limits=1):
+        model.fit(np.concatenate(train_x), np.concatenate(train_y))
+    timings["fit_s"] = time.perf_counter() - start
+
+    rows, curves = [], {}
+    for session in test_sessions:
+        if session.video_id is None:
+            raise ValueError(f"A2 session {session.key} has no video id (is it listed in A2/video_ids.csv?)")
+        with threadpool_limits(limits=1):
+            curve = full_curve(model, test_feats[session.key])
+        curves[session.key] = curve
+        for label, seg_start, seg_end, _score in one_segment_per_class(
+            curve, cfg.threshold, cfg.smooth, cfg.min_len
+        ):
+            rows.append((session.video_id, label, seg_start, seg_end))
+    submission = write_submission(out / "submission.txt", rows)
+    np.savez_compressed(out / "curves.npz", **curves)
+
+    gt_path = Path(cfg.ground_truth) if cfg.ground_truth else Path(cfg.data_root) / "A2_ground_truth.txt"
+    metrics: dict = {
+        "config": to_dict(cfg),
+        "n_train_seconds": int(sum(len(y) for y in train_y)),
+        "timings": timings,
+    }
+    if gt_path.is_file():
+        result = mos(read_submission(gt_path), read_submission(submission))
+        metrics |= result.to_dict()
+        truth_rows = read_submission(gt_path)
+        metrics["a2_second_accuracy"] = _second_accuracy(truth_rows, test_sessions, curves)
+        log.info(
+            "baseline: mOS %.4f on %d A2 sessions (%s)", result.mos, len(test_sessions), "+".join(cfg.views)
+        )
+    else:
+        log.warning("baseline: no ground truth at %s; submission written unscored", gt_path)
+        metrics["mOS"] = None
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def _second_accuracy(truth, sessions: list[SessionRecord], curves: dict[str, np.ndarray]) -> float:
+    """Fraction of A2 seconds whose arg-max class equals the ground truth (class 0 between activities)."""
+    hits = total = 0
+    for session in sessions:
+        curve = curves[session.key]
+        labels = np.zeros(len(curve), dtype=np.int64)
+        rows = truth[truth["video"] == session.video_id]
+        centres = np.arange(len(curve)) + 0.5
+        for label, start, end in zip(rows["label"], rows["start"], rows["end"]):
+            labels[(centres >= start) & (centres < end)] = label
+        hits += int((curve.argmax(1) == labels).sum())
+        total += len(labels)
+    return hits / max(1, total) if total else math.nan
