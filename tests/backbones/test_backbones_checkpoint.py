@@ -98,6 +98,14 @@ def test_deepspeed_model_states_fp16(tmp_path, official, clip, reference):
     assert not report.missing and model.head.weight.dtype == torch.float32
     half = {k: v.half().float() for k, v in official.items()}  # what fp16 storage keeps
     assert_matches_reference(model, half, report, reference, clip)
+    # the checkpoint folder itself: DeepSpeed's `latest` names the tag folder
+    (tmp_path / "latest").write_text("global_step12")
+    again = make_model(init_values=0.1)
+    report = load_checkpoint(again, tmp_path)
+    assert report.path.endswith("global_step12/mp_rank_00_model_states.pt") and not report.missing
+    (tmp_path / "latest").write_text("global_step99")
+    with pytest.raises(CheckpointError, match="global_step99"):
+        load_checkpoint(again, tmp_path)
 
 
 def test_safetensors_with_prefix(tmp_path, official, clip, reference):

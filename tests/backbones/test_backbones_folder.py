@@ -7,7 +7,14 @@ import json
 import pytest
 import torch
 
-from ndar.backbones import create_backbone, get_spec, load_model_folder, read_model_meta, save_model_folder
+from ndar.backbones import (
+    create_backbone,
+    get_spec,
+    load_checkpoint,
+    load_model_folder,
+    read_model_meta,
+    save_model_folder,
+)
 
 OVERRIDES = {"depth": 2, "embed_dim": 24, "init_values": 0.1, "use_learnable_pos_emb": True}
 
@@ -40,6 +47,19 @@ def test_round_trip_gives_identical_outputs_and_spec(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
         torch.testing.assert_close(loaded.forward_features(x), model.forward_features(x), rtol=0, atol=0)
+
+
+def test_folder_is_also_a_checkpoint_for_load_checkpoint(tmp_path):
+    model, spec = build()
+    save_model_folder(model, spec, tmp_path)
+    fresh = create_backbone(
+        "videomae_vit_tiny", num_classes=16, num_frames=4, img_size=32, **OVERRIDES
+    ).eval()
+    report = load_checkpoint(fresh, tmp_path)
+    assert report.path.endswith("model.safetensors") and not report.missing and not report.unexpected
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
 
 
 def test_explicit_name_and_overrides_win(tmp_path):

@@ -81,9 +81,32 @@ def _short(keys: list[str], n: int = 8) -> str:
 
 
 # --- reading files --------------------------------------------------------------------------------
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A file as is; a folder: DeepSpeed's `latest` tag, a bare `mp_rank_00_model_states.pt`, or a
+    fine-tuned model folder's `model.safetensors`."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / "latest").is_file():
+        tag = (path / "latest").read_text().strip()
+        candidate = path / tag / "mp_rank_00_model_states.pt"
+        if not candidate.is_file():
+            raise CheckpointError(
+                f"checkpoint folder {path}: 'latest' names {tag!r} but {candidate} does not exist"
+            )
+        return candidate
+    for name in ("mp_rank_00_model_states.pt", "model.safetensors"):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(
+        f"checkpoint folder {path} holds neither a DeepSpeed 'latest' tag, mp_rank_00_model_states.pt "
+        "nor model.safetensors"
+    )
+
+
 def read_checkpoint_file(path: str | Path) -> Any:
     """Read a checkpoint (.pth/.pt/.bin via torch.load weights_only, .safetensors) with clear errors."""
-    path = Path(path)
+    path = resolve_checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -295,6 +318,9 @@ def load_checkpoint(
 ) -> LoadReport:
     """Load checkpoint `path` into `model` in place and return (and log) a `LoadReport`.
 
+    `path` is a .pth/.pt/.bin/.safetensors file, a DeepSpeed checkpoint folder (its `latest` tag is
+    followed) or a fine-tuned model folder.
+
     strict_min_fraction: at least this fraction of the model's body tensors (everything but fc_norm
       and head) must be found in the checkpoint, and at least this fraction of the checkpoint's
       encoder tensors must be used; otherwise `CheckpointError` names the file and the first keys.
@@ -302,5 +328,6 @@ def load_checkpoint(
     norm_to_fc_norm: load a pre-training encoder's final `norm` into `fc_norm` (off by default,
       matching the official fine-tuning which keeps fc_norm fresh).
     """
+    path = resolve_checkpoint_path(path)
     obj = read_checkpoint_file(path)
     return load_state_dict_into(model, obj, path, strict_min_fraction, pos_grid, norm_to_fc_norm)
