@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from heads_fixtures import make_videos, write_dataset
 
 
@@ -16,3 +17,12 @@ def synthetic_dataset(tmp_path: Path) -> dict:
     root, features = tmp_path / "data", tmp_path / "features"
     write_dataset(root, features, a1, a2)
     return {"root": root, "features": features, "a1": a1, "a2": a2, "sets": ["trk/rear", "trk/dashboard"]}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models run fastest on one thread; two threads on a busy 2-core machine were 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

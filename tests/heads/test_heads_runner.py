@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from ndar.config import ConfigError, load_config
 from ndar.heads.io import read_predictions
 from ndar.heads.runner import HeadsConfig, run_predict, run_train
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(ds, out, **extra):
@@ -72,7 +75,7 @@ def test_unknown_config_keys_are_errors(synthetic_dataset, tmp_path):
 
 def test_cli_train(synthetic_dataset, tmp_path):
     ds, out = synthetic_dataset, tmp_path / "cli"
-    cmd = [sys.executable, "-m", "ndar", "heads", "train", "--head", "actionformer"]
+    cmd = [sys.executable, "-m", "ndar", "heads", "train", "--config", "configs/heads/actionformer_tiny.yaml"]
     cmd += [
         f"data_root={ds['root']}",
         f"features_root={ds['features']}",
@@ -80,6 +83,6 @@ def test_cli_train(synthetic_dataset, tmp_path):
         "folds=2",
     ]
     cmd += [f"out={out}", "actionformer.epochs=1", "predict_test=false"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "oof" / "curves.npz").is_file() and "mOS" in done.stdout

@@ -9,14 +9,18 @@ from ndar.config import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "action", choices=["train", "predict"], help="train the fold models, or reload them and predict"
-    )
-    parser.add_argument(
-        "--head", default=None, help="head name (overrides `head:` of the config): actionformer | tim"
-    )
-    parser.add_argument("--config", default=None, help="YAML file for HeadsConfig (configs/heads/*.yaml)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. folds=3 actionformer.epochs=5")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{train,predict}")
+    helps = {
+        "train": "fit every fold not yet finished, predict OOF and A2, write the prediction source",
+        "predict": "reload the trained fold models and rewrite the predictions",
+    }
+    for name, text in helps.items():
+        sub = actions.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--head", default=None, help="head name (overrides `head:` of the config): actionformer | tim"
+        )
+        sub.add_argument("--config", default=None, help="YAML file for HeadsConfig (configs/heads/*.yaml)")
+        sub.add_argument("overrides", nargs="*", help="dotted overrides, e.g. folds=3 actionformer.epochs=5")
 
 
 def main(args: argparse.Namespace) -> int:
