@@ -1,0 +1,371 @@
+"""The main job: raw videos -> fine-tuned backbones -> six feature sets -> heads -> ensemble -> submission.
+
+`python -m ndar run --config configs/main/synthetic.yaml [key=value ...]`
+
+Each stage runs as its own `python -m ndar <stage>` process (the same command a user would type), so
+a stage's failure is isolated and named, DeepSpeed / torch.distributed state never leaks from one
+stage to the next, and multi-process stages go through torchrun. Every stage skips work that is
+already complete, so re-running the main job resumes where it stopped. The pipeline itself only
+chooses folders and arguments: the logic of each stage lives in its own subpackage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ndar.config import load_config, save_config
+from ndar.utils.io import read_json, write_json
+from ndar.utils.logging import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SynthSection:
+    """The embedded synthetic dataset, generated when `data_root` is not given."""
+
+    out: Path = Path("data/synthetic")  # where the dataset is written
+    drivers: int = 8  # A1 (labelled) drivers, two sessions each
+    test_drivers: int = 2  # A2 (test) drivers
+    seed: int = 0
+    fps: float = 15.0
+    size: str = "160x120"  # WxH
+    time_scale: float = 0.25  # compress the real timelines (about 8 min) by this factor
+
+
+@dataclass
+class MainConfig:
+    """Everything the main job needs; each stage's own hyperparameters live in its own config file."""
+
+    name: str = "synthetic"  # run name: runs/<name>/ and submissions/<name>/
+    runs_dir: Path = Path("runs")
+    submissions_dir: Path = Path("submissions")
+    data_root: Path | None = None  # official data (folder with A1/ and A2/); None -> synthetic
+    labels_dir: Path | None = None  # label CSVs kept outside the driver folders
+    ground_truth: Path | None = None  # A2 ground truth (submission format) to score against, if known
+    synth: SynthSection = field(default_factory=SynthSection)
+    tracks: list[str] = field(default_factory=lambda: ["k400_vith", "hybrid_vitl", "ego_vitl"])
+    views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
+    nproc: int = 1  # processes per stage launched through torchrun (1 = plain process)
+    finetune_config: str = "configs/finetune/tiny/{track}.yaml"  # {track} is filled in
+    finetune_overrides: list[str] = field(default_factory=list)
+    finetune_fold: int = -1  # held-out validation fold of the fine-tuning; -1 trains on all of A1
+    pretrained: dict[str, str] = field(default_factory=dict)  # track -> pretrained checkpoint path
+    extract_config: str = "configs/extract/synthetic.yaml"
+    extract_overrides: list[str] = field(default_factory=list)
+    heads: list[str] = field(default_factory=lambda: ["tim", "actionformer"])
+    heads_config: str = "configs/heads/{head}_tiny.yaml"  # {head} is filled in
+    heads_overrides: list[str] = field(default_factory=list)
+    folds: int = 3  # k of the k-fold split by driver (heads and ensemble tuning)
+    ensemble_config: str = "configs/ensemble/default.yaml"
+    ensemble_overrides: list[str] = field(default_factory=list)
+    baseline: bool = True  # also run the simple baseline (the reference the pipeline must beat)
+    baseline_config: str = "configs/baseline/default.yaml"
+    seed: int = 0
+
+
+class StageError(RuntimeError):
+    """A stage of the main job failed; the message names the stage, the command and its log."""
+
+
+@dataclass
+class Stage:
+    name: str  # e.g. "finetune k400_vith/rear"
+    argv: list[str]  # arguments after `python -m ndar`
+    log_file: Path
+    distributed: bool = False  # launch through torchrun when nproc > 1
+
+
+def run_stage(stage: Stage, nproc: int = 1) -> float:
+    """Run one stage as a subprocess, its output appended to its log file; returns seconds taken."""
+    if stage.distributed and nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "ndar"]
+    else:
+        cmd = [sys.executable, "-m", "ndar"]
+    cmd += stage.argv
+    stage.log_file.parent.mkdir(parents=True, exist_ok=True)
+    log.info("stage %s: %s", stage.name, shlex.join(cmd))
+    start = time.perf_counter()
+    with open(stage.log_file, "a") as fh:
+        fh.write(f"\n$ {shlex.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_stage_env())
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = _tail(stage.log_file, 25)
+        raise StageError(
+            f"stage '{stage.name}' failed with exit code {proc.returncode} after {seconds:.0f} s\n"
+            f"command: {shlex.join(cmd)}\nlog: {stage.log_file}\n--- last lines ---\n{tail}"
+        )
+    log.info("stage %s: done in %.1f s", stage.name, seconds)
+    return seconds
+
+
+def _stage_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _tail(path: Path, n: int) -> str:
+    lines = path.read_text(errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+def derive_config(base: str | Path, updates: dict, out: Path) -> Path:
+    """Write `base` YAML with top-level keys replaced by `updates` to `out` (the stage's resolved input).
+
+    The stage still validates every key against its own dataclass, so a wrong key fails there, loudly.
+    """
+    import yaml
+
+    base = Path(base)
+    if not base.is_file():
+        raise StageError(f"stage config not found: {base}")
+    data = yaml.safe_load(base.read_text()) or {}
+    for key, value in updates.items():
+        _set_nested(data, key, value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(_plain(data), sort_keys=False))
+    return out
+
+
+def _set_nested(data: dict, dotted: str, value) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+class MainJob:
+    """Folders and stage commands of one main-job run."""
+
+    def __init__(self, cfg: MainConfig) -> None:
+        self.cfg = cfg
+        self.run_dir = cfg.runs_dir / cfg.name
+        self.data_root = cfg.data_root or cfg.synth.out
+        self.logs = self.run_dir / "logs"
+        self.configs = self.run_dir / "configs"
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ folders
+    def finetune_dir(self, track: str, view: str) -> Path:
+        return self.run_dir / "finetune" / f"{track}_{view}"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.run_dir / "features"
+
+    def heads_dir(self, head: str, track: str) -> Path:
+        return self.run_dir / "heads" / f"{head}_{track}"
+
+    @property
+    def submission_dir(self) -> Path:
+        return self.cfg.submissions_dir / self.cfg.name
+
+    @property
+    def ground_truth(self) -> Path | None:
+        if self.cfg.ground_truth is not None:
+            return self.cfg.ground_truth
+        if self.cfg.data_root is None:
+            return self.cfg.synth.out / "A2_ground_truth.txt"
+        return None
+
+    def _common(self) -> dict:
+        common = {"data_root": str(self.data_root)}
+        if self.cfg.labels_dir is not None:
+            common["labels_dir"] = str(self.cfg.labels_dir)
+        return common
+
+    # ------------------------------------------------------------------ stages
+    def stage(self, name: str, argv: list[str], distributed: bool = False) -> None:
+        slug = name.replace(" ", "_").replace("/", "_")
+        self.timings[name] = run_stage(
+            Stage(name, argv, self.logs / f"{slug}.log", distributed), self.cfg.nproc
+        )
+
+    def synth(self) -> None:
+        s = self.cfg.synth
+        marker = s.out / "synth.json"
+        wanted = {"drivers": s.drivers, "test_drivers": s.test_drivers, "seed": s.seed}
+        if marker.is_file() and all(read_json(marker).get(k) == v for k, v in wanted.items()):
+            log.info("synthetic dataset already in %s: skipped", s.out)
+            return
+        argv = [
+            "synth",
+            "--out",
+            str(s.out),
+            "--drivers",
+            str(s.drivers),
+            "--test-drivers",
+            str(s.test_drivers),
+        ]
+        argv += [
+            "--seed",
+            str(s.seed),
+            "--fps",
+            str(s.fps),
+            "--size",
+            s.size,
+            "--time-scale",
+            str(s.time_scale),
+        ]
+        self.stage("synth", argv)
+
+    def check_data(self) -> None:
+        argv = ["check-data", str(self.data_root), "--split", "all"]
+        if self.cfg.labels_dir is not None:
+            argv += ["--labels", str(self.cfg.labels_dir)]
+        self.stage("check-data", argv)
+
+    def baseline(self) -> None:
+        updates = {**self._common(), "out": str(self.run_dir / "baseline")}
+        if self.ground_truth is not None:
+            updates["ground_truth"] = str(self.ground_truth)
+        path = derive_config(self.cfg.baseline_config, updates, self.configs / "baseline.yaml")
+        self.stage("baseline", ["baseline", "--config", str(path)])
+
+    def finetune(self, track: str, view: str) -> None:
+        updates = {
+            "data.root": str(self.data_root),
+            "data.view": view,
+            "data.k": self.cfg.folds,
+            "data.fold": self.cfg.finetune_fold,
+            "output": str(self.finetune_dir(track, view)),
+            "train.seed": self.cfg.seed,
+        }
+        if track in self.cfg.pretrained:
+            updates["model.pretrained"] = self.cfg.pretrained[track]
+        base = self.cfg.finetune_config.format(track=track)
+        path = derive_config(base, updates, self.configs / f"finetune_{track}_{view}.yaml")
+        argv = ["finetune", "--config", str(path), *self.cfg.finetune_overrides]
+        self.stage(f"finetune {track}/{view}", argv, distributed=True)
+
+    def extract(self) -> None:
+        models = [
+            {"track": t, "folder": str(self.run_dir / "finetune" / f"{t}_{{view}}")} for t in self.cfg.tracks
+        ]
+        updates = {
+            **self._common(),
+            "views": list(self.cfg.views),
+            "models": models,
+            "out": str(self.features_dir),
+        }
+        path = derive_config(self.cfg.extract_config, updates, self.configs / "extract.yaml")
+        self.stage(
+            "extract", ["extract", "--config", str(path), *self.cfg.extract_overrides], distributed=True
+        )
+
+    def heads(self, head: str, track: str) -> None:
+        updates = {
+            **self._common(),
+            "head": head,
+            "features_root": str(self.features_dir),
+            "feature_sets": [f"{track}/{view}" for view in self.cfg.views],
+            "folds": self.cfg.folds,
+            "seed": self.cfg.seed,
+            "out": str(self.heads_dir(head, track)),
+        }
+        base = self.cfg.heads_config.format(head=head)
+        path = derive_config(base, updates, self.configs / f"heads_{head}_{track}.yaml")
+        self.stage(
+            f"heads {head}/{track}", ["heads", "train", "--config", str(path), *self.cfg.heads_overrides]
+        )
+
+    def ensemble(self) -> None:
+        sources = [
+            {"name": f"{head}_{track}", "kind": "head", "path": str(self.heads_dir(head, track))}
+            for head in self.cfg.heads
+            for track in self.cfg.tracks
+        ]
+        updates = {
+            **self._common(),
+            "heads": sources,
+            "features_root": str(self.features_dir),
+            "feature_sets": [f"{t}/{v}" for t in self.cfg.tracks for v in self.cfg.views],
+            "out": str(self.run_dir / "ensemble"),
+            "submission_dir": str(self.submission_dir),
+            "seed": self.cfg.seed,
+        }
+        if self.ground_truth is not None:
+            updates["ground_truth"] = str(self.ground_truth)
+        path = derive_config(self.cfg.ensemble_config, updates, self.configs / "ensemble.yaml")
+        self.stage("ensemble", ["ensemble", "--config", str(path), *self.cfg.ensemble_overrides])
+
+    # ------------------------------------------------------------------ the whole job
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        start = time.perf_counter()
+        if cfg.data_root is None:
+            self.synth()
+        self.check_data()
+        if cfg.baseline:
+            self.baseline()
+        for track in cfg.tracks:
+            for view in cfg.views:
+                self.finetune(track, view)
+        self.extract()
+        for head in cfg.heads:
+            for track in cfg.tracks:
+                self.heads(head, track)
+        self.ensemble()
+        summary = self.summary(time.perf_counter() - start)
+        write_json(self.run_dir / "pipeline.json", summary)
+        return summary
+
+    def summary(self, seconds: float) -> dict:
+        out: dict = {"run": self.cfg.name, "seconds": round(seconds, 1), "stages": {}}
+        out["stages"] = {k: round(v, 1) for k, v in self.timings.items()}
+        report = self.run_dir / "ensemble" / "metrics.json"
+        if report.is_file():
+            out["ensemble"] = read_json(report)
+        baseline = self.run_dir / "baseline" / "metrics.json"
+        if baseline.is_file():
+            out["baseline"] = read_json(baseline)
+        out["submission"] = str(self.submission_dir / "submission.txt")
+        out["report"] = str(self.submission_dir / "report.html")
+        return out
+
+
+def run(cfg: MainConfig) -> dict:
+    """Run the main job; returns the summary also written to runs/<name>/pipeline.json."""
+    setup_logging(cfg.runs_dir / cfg.name / "pipeline.log")
+    return MainJob(cfg).run()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/main/synthetic.yaml", help="YAML for MainConfig")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. name=try2 synth.drivers=4")
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(MainConfig, args.config, args.overrides)
+    try:
+        summary = run(cfg)
+    except StageError as err:
+        print(f"ndar run: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
