@@ -99,6 +99,8 @@ class TimConfig:
     # --- run -------------------------------------------------------------------------------
     device: str = "auto"
     """"auto" (cuda if available), "cpu" or "cuda"."""
+    cpu_threads: int = 0
+    """torch threads on CPU (0 = leave torch's default); 1 is fastest on a small shared CPU."""
     amp: bool = True
     """bfloat16 autocast on cuda (ignored on CPU)."""
     eval_every: int = 1

@@ -96,6 +96,8 @@ class TimHead:
         self.stream_dims = dict(stream_dims)
         self.seed = int(seed)
         self.device = resolve_device(cfg.device)
+        if cfg.cpu_threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(cfg.cpu_threads)
         self.feat_gap: float | None = cfg.feat_gap if cfg.feat_gap > 0 else None
         torch.manual_seed(self.seed)
         self.model = TimModel(
@@ -542,7 +544,7 @@ class TimHead:
             length = (pyramid[:, 1] - pyramid[:, 0])[:, None]
             bounds = np.clip(pyramid + offsets * length, 0.0, duration)
             bounds[:, 1] = np.maximum(bounds[:, 1], bounds[:, 0])
-            curve = covering_max_curve(pyramid, cand_scores, len(seconds))
+            curve = covering_max_curve(pyramid, bounds, cand_scores, len(seconds))
         return HeadOutput(curve=curve.astype(np.float32), segments=self._segments(bounds, cand_scores))
 
     def _segments(self, bounds: np.ndarray, scores: np.ndarray) -> list[tuple[int, float, float, float]]:
@@ -591,18 +593,27 @@ class TimHead:
         self.feat_gap = state["feat_gap"]
 
 
-def covering_max_curve(intervals: np.ndarray, scores: np.ndarray, num_seconds: int) -> np.ndarray:
-    """Per-second curve from query scores: row s = max score over the queries covering the centre
-    of second s, per class, then normalised to sum 1 (seconds no query covers take the nearest query)."""
+def covering_max_curve(
+    queries: np.ndarray, regressed: np.ndarray, scores: np.ndarray, num_seconds: int
+) -> np.ndarray:
+    """Per-second curve from detection query scores, normalised to sum 1 per second.
+
+    Row s, class c >= 1 = max score over the queries whose *regressed* interval covers the centre
+    of second s; class 0 (normal driving, never regressed) uses the queries' own intervals. Seconds
+    that no interval covers take the nearest query.
+    """
     centres = np.arange(num_seconds) + 0.5
-    cover = (intervals[None, :, 0] <= centres[:, None]) & (
-        intervals[None, :, 1] >= centres[:, None]
-    )  # (S, M)
+
+    def covering(intervals: np.ndarray) -> np.ndarray:  # (S, M)
+        return (intervals[None, :, 0] <= centres[:, None]) & (intervals[None, :, 1] >= centres[:, None])
+
     curve = np.zeros((num_seconds, scores.shape[1]))
+    cover_q, cover_r = covering(queries), covering(regressed)
     for c in range(scores.shape[1]):
+        cover = cover_q if c == BACKGROUND else cover_r
         curve[:, c] = np.where(cover, scores[None, :, c], 0.0).max(axis=1)
-    empty = ~cover.any(axis=1)
+    empty = ~cover_q.any(axis=1)
     if empty.any():
-        mids = intervals.mean(axis=1)
+        mids = queries.mean(axis=1)
         curve[empty] = scores[np.abs(mids[None] - centres[empty, None]).argmin(axis=1)]
     return curve / np.maximum(curve.sum(axis=1, keepdims=True), 1e-8)
