@@ -48,6 +48,8 @@ class JobResult:
     windows: int = 0
     frames: int = 0
     reason: str = ""
+    load_s: float = 0.0  # loading model weights (once per view)
+    extract_s: float = 0.0  # decoding, models and writing
 
 
 def failure_record(job: VideoJob | None, reason: str, **where: str) -> dict:
@@ -214,8 +216,10 @@ def extract_job(
     models = [backbones[i] for i in todo]
     info = probe(job.path)
     check_video(info, cfg, job.path)
+    start = time.perf_counter()
     for backbone in models:
         backbone.load(device, cfg.compile)
+    loaded = time.perf_counter()
     stream = WindowStream(
         job.path,
         [b.window for b in models],
@@ -250,7 +254,13 @@ def extract_job(
             np.array(outs[k]["t1"]),
             meta,
         )
-    return JobResult("done", windows=sum(stream.stats.windows), frames=stream.stats.frames)
+    return JobResult(
+        "done",
+        windows=sum(stream.stats.windows),
+        frames=stream.stats.frames,
+        load_s=loaded - start,
+        extract_s=time.perf_counter() - loaded,
+    )
 
 
 def remove_stale_temporaries(out: Path) -> None:
@@ -262,7 +272,15 @@ def remove_stale_temporaries(out: Path) -> None:
 def run_jobs(
     jobs: list[VideoJob], cfg: ExtractConfig, device: torch.device, amp, show: bool
 ) -> tuple[dict, list[dict]]:
-    counts = {"done": 0, "skipped": 0, "failed": 0, "windows": 0, "frames": 0}
+    counts = {
+        "done": 0,
+        "skipped": 0,
+        "failed": 0,
+        "windows": 0,
+        "frames": 0,
+        "load_s": 0.0,
+        "extract_s": 0.0,
+    }
     failures: list[dict] = []
     backbones: list[Backbone] = []
     loaded_view = None
@@ -281,6 +299,8 @@ def run_jobs(
         counts[result.status] += 1
         counts["windows"] += result.windows
         counts["frames"] += result.frames
+        counts["load_s"] += result.load_s
+        counts["extract_s"] += result.extract_s
     return counts, failures
 
 
