@@ -65,10 +65,14 @@ STATIC_QUADS: dict[str, tuple[tuple[tuple[float, float, float], ...], str]] = {
     "console": (((0.28, 0.05, -0.1), (0.5, 0.05, -0.1), (0.5, 0.05, 0.55), (0.28, 0.05, 0.55)), "trim"),
     "dash_face": (((-0.6, 0.36, 0.62), (1.2, 0.36, 0.62), (1.2, -0.12, 0.6), (-0.6, -0.12, 0.6)), "dash"),
     "panel": (((0.32, 0.28, 0.595), (0.52, 0.28, 0.595), (0.52, 0.12, 0.59), (0.32, 0.12, 0.59)), "panel"),
-    "dash_top": (((-0.6, 0.38, 0.6), (1.2, 0.38, 0.6), (1.2, 0.39, 0.8), (-0.6, 0.39, 0.8)), "dash"),
 }
-# Static pieces drawn in front of the driver in a view (everything else is background).
-FOREGROUND: dict[str, tuple[str, ...]] = {"dashboard": ("dash_top",), "rear": (), "right": ()}
+# Pieces of the car right in front of a lens, drawn over the driver, as image-plane polygons in
+# fractions of (width, height): the dashboard camera looks over the dash top, which hides the lap.
+FOREGROUND: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {
+    "dashboard": (((0.0, 0.8), (0.3, 0.74), (0.7, 0.72), (1.0, 0.76), (1.0, 1.0), (0.0, 1.0)),),
+    "rear": (),
+    "right": (),
+}
 BACKGROUND_ORDER = (
     "floor",
     "window_rear",
@@ -283,9 +287,10 @@ def render_view(
     mouth = pose.mouth.tolist()
     visible = [None if p.visible is None else p.visible.tolist() for p in prims]
     point_ids = [[index[name] for name in prim.points] for prim in prims]
+    dash_colour = to_ycc(_static_colour("dash", look))
     foreground = [
-        (_quad_pixels(proj, STATIC_QUADS[name][0]), to_ycc(_static_colour(STATIC_QUADS[name][1], look)))
-        for name in FOREGROUND[view]
+        ([(MARGIN + fx * width, MARGIN + fy * height) for fx, fy in shape], dash_colour)
+        for shape in FOREGROUND[view]
     ]
 
     shake = np.stack([smooth_noise(rng, n, fps, 0.15, look.shake_px) for _ in range(2)], 1)
@@ -308,9 +313,8 @@ def render_view(
             if vis is not None and not vis[f]:
                 continue
             _draw(draw, prims[p], [coords[i] for i in point_ids[p]], sizes[f][p], mouth[f])
-        for quad, colour in foreground:
-            if quad is not None:
-                draw.polygon(quad, fill=colour)
+        for shape, colour in foreground:
+            draw.polygon(shape, fill=colour)
         if occlusions[f] is not None:
             box, colour = occlusions[f]
             draw.ellipse(box, fill=colour)
