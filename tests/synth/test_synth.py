@@ -212,3 +212,35 @@ def test_class_motions_put_hands_and_head_where_the_class_says():
     assert gaze[0] > 0.05  # talking to the right passenger: face turned right
     assert at("head", 90)[1] < at("head", normal)[1] - 0.1  # pick up from floor: bent down
     assert pose.mouth[700] > pose.mouth[600]
+
+
+def test_cli_arguments_map_to_the_config():
+    import argparse
+
+    from ndar.synth.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--out",
+            "x",
+            "--drivers",
+            "6",
+            "--test-drivers",
+            "3",
+            "--size",
+            "128x112",
+            "--views",
+            "rear,dashboard",
+            "noise=2",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.drivers, cfg.n_test_drivers, cfg.width, cfg.height) == (6, 3, 128, 112)
+    assert cfg.views == ["rear", "dashboard"] and cfg.noise == 2.0 and str(cfg.out) == "x"
+    assert SynthConfig(drivers=9).n_test_drivers == 2 and SynthConfig(drivers=2).n_test_drivers == 1
+    with pytest.raises(ValueError, match="views"):
+        SynthConfig(views=["front"]).validate()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--size", "big"])
