@@ -161,6 +161,14 @@ def check_decoded(stream: WindowStream, info: VideoInfo, todo: list[Backbone], p
             )
 
 
+def pad_batch(clips: np.ndarray, batch_size: int) -> np.ndarray:
+    """Repeat the last clip up to `batch_size`, so a compiled model never sees a new batch shape."""
+    missing = batch_size - len(clips)
+    if missing <= 0:
+        return clips
+    return np.concatenate([clips, np.repeat(clips[-1:], missing, axis=0)])
+
+
 def decode_size(backbone: Backbone, cfg: ExtractConfig) -> tuple[int, int] | None:
     return (backbone.img_size, backbone.img_size) if cfg.resize_on_decode else None
 
@@ -234,8 +242,10 @@ def extract_job(
     ) as bar:
         for batch in stream:
             backbone = models[batch.model]
-            x = preprocess_clips(batch.clips, backbone.spec, device)  # (B, 3, T, S, S)
+            clips = pad_batch(batch.clips, cfg.batch_size) if cfg.compile else batch.clips
+            x = preprocess_clips(clips, backbone.spec, device)  # (B, 3, T, S, S)
             feats, probs = embed(backbone.net, x, amp)
+            feats, probs = feats[: len(batch.t_start)], probs[: len(batch.t_start)]
             out = outs[batch.model]
             out["feats"].append(feats)
             out["probs"].append(probs)
