@@ -79,9 +79,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: str, min_reps: int, budget_s: float) -> float:
-    """Mean seconds per call after one warm-up call, at least `min_reps` calls or `budget_s` seconds."""
-    fn()
+def timed(fn, device: str, min_reps: int, budget_s: float, warmup: bool = True) -> float:
+    """Mean seconds per call (after one warm-up call), at least `min_reps` calls or `budget_s` seconds."""
+    if warmup:
+        fn()
     sync(device)
     reps, start = 0, time.perf_counter()
     while reps < min_reps or time.perf_counter() - start < budget_s:
@@ -127,13 +128,14 @@ def run_case(case: dict) -> dict:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
+    base_rss = rss_mb()  # model, input and libraries (import torch alone is ~0.7 GB here)
     with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
         step()  # also the first warm-up
     flops = counter.get_total_flops()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    base_rss = rss_mb()
-    seconds = timed(step, device, case["reps"], case["budget_s"])
+    seconds = timed(step, device, case["reps"], case["budget_s"], warmup=False)  # counted step warmed up
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     matmul = matmul_gflops(device, dtype, budget_s=1.5)  # same moment, same machine load
     result = dict(case)
     result.update(
@@ -142,7 +144,7 @@ def run_case(case: dict) -> dict:
         clips_per_s=case["batch"] / seconds,
         gflop_per_step=flops / 1e9,
         gflops=flops / seconds / 1e9,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=peak_rss,
         rss_before_mb=base_rss,
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
         threads=torch.get_num_threads(),
@@ -166,27 +168,31 @@ def render(results: list[dict], matmul: float, args: argparse.Namespace, wall: f
         "# Backbone benchmark (`bench/bench_backbones.py`)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"device {args.device}; torch {torch.__version__}; load average at start {args.load}. Shared machine: other jobs ran at the same time, "
-        "so numbers are noisy lower bounds.",
+        f"device {args.device}; torch {torch.__version__}; load average at start {args.load}.",
+        "Shared machine: other jobs ran at the same time, so the numbers are noisy lower bounds.",
         f"Command: `.venv/bin/python bench/bench_backbones.py --preset {args.preset} --device {args.device} "
         f"--threads {args.threads}` "
         f"(wall {wall:.0f} s).",
         "Clip 16 x 224 x 224 (1568 tokens). FLOPs from FlopCounterMode (forward; train = forward + backward",
-        "+ AdamW step). Peak RSS = process high-water mark; 'before' = RSS after building the model.",
+        "+ AdamW step). Peak RSS = process high-water mark; 'before' = RSS after building the model and input,",
+        "before any compute (libraries included: `import torch` alone is ~0.7 GB, timm ~0.2 GB more);",
+        "'peak - before' is the working memory of the step (activations, gradients, optimizer state).",
         "",
         f"Plain matmul (2048^3, {args.matmul_dtype}) at the start: **{matmul:.1f} GFLOP/s**; each row also",
         "re-measures the matmul right after its own timing (column 'matmul GFLOP/s'), and 'ratio' uses that one.",
         "",
         "| backbone | mode | batch | grad ckpt | dtype | s/step | clips/s | GFLOP/step | GFLOP/s | matmul GFLOP/s | ratio "
-        "| peak RSS MB | RSS before MB |" + (" peak GPU MB |" if args.device.startswith("cuda") else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| peak RSS MB | RSS before MB | peak - before MB |"
+        + (" peak GPU MB |" if args.device.startswith("cuda") else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         + ("---|" if args.device.startswith("cuda") else ""),
     ]
     for r in results:
         row = (
             f"| {r['backbone']} | {r['mode']} | {r['batch']} | {r['grad_ckpt']} | {r['dtype']} | "
             f"{r['seconds_per_step']:.3f} | {r['clips_per_s']:.2f} | {r['gflop_per_step']:.1f} | "
-            f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['gflops'] / r['matmul_gflops']:.2f} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} |"
+            f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['gflops'] / r['matmul_gflops']:.2f} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} | "
+            f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} |"
         )
         if "peak_gpu_mb" in r:
             row += f" {r['peak_gpu_mb']:.0f} |"

@@ -237,6 +237,11 @@ def test_wrong_architecture_is_an_error_naming_file_and_keys(tmp_path, random_st
     with pytest.raises(CheckpointError, match=r"resnet\.pth.*0/\d+ model body tensors"):
         load_checkpoint(make_model(), tmp_path / "resnet.pth")
 
+    zero3 = {k: torch.empty(0) for k in make_model().state_dict()}
+    torch.save({"module": zero3}, tmp_path / "mp_rank_00_model_states.pt")
+    with pytest.raises(CheckpointError, match="ZeRO-3.*zero_to_fp32"):
+        load_checkpoint(make_model(), tmp_path / "mp_rank_00_model_states.pt")
+
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "noweights.pth")
     with pytest.raises(CheckpointError, match=r"noweights\.pth: no state dict found"):
         load_checkpoint(make_model(), tmp_path / "noweights.pth")

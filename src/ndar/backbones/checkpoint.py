@@ -260,6 +260,12 @@ def match_state_dict(
                 )
         else:
             usable[key] = tensor
+    if body_mismatch and all(state[k.split(":")[0]].numel() == 0 for k in body_mismatch):
+        raise CheckpointError(
+            f"checkpoint {report.path} holds empty (partitioned) tensors: a DeepSpeed ZeRO-3 checkpoint. "
+            "Consolidate it first with DeepSpeed's zero_to_fp32.py (or save with "
+            "stage3_gather_16bit_weights_on_model_save=true)"
+        )
     if body_mismatch:
         raise CheckpointError(
             f"checkpoint {report.path} does not fit the model ({len(body_mismatch)} shape mismatches, "
