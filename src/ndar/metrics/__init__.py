@@ -4,7 +4,7 @@
 `video, label, start, end` (`score` too for the mAP predictions).
 """
 
-from ndar.metrics.mos import MosResult, mos, overlap_score
+from ndar.metrics.mos import MosResult, mos, mos_value, overlap_score
 from ndar.metrics.tmap import temporal_map
 
-__all__ = ["MosResult", "mos", "overlap_score", "temporal_map"]
+__all__ = ["MosResult", "mos", "mos_value", "overlap_score", "temporal_map"]

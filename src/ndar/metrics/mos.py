@@ -74,31 +74,40 @@ def overlap_score(gs: float, ge: float, ps: float, pe: float) -> float:
     return max(min(ge, pe) - max(gs, ps), 0.0) / union
 
 
-def _match_group(gt: pd.DataFrame, pred: pd.DataFrame, tolerance: float) -> list[tuple[int, int, float]]:
-    """Greedy matching of one (video, class) group; returns (gt_index, pred_index, os)."""
-    gt_order = np.argsort(gt["start"].to_numpy(), kind="stable")
-    p_start = pred["start"].to_numpy()
-    p_end = pred["end"].to_numpy()
-    taken = np.zeros(len(pred), dtype=bool)
+def _match_group(
+    gt_idx: list[int], pred_idx: list[int], starts: tuple, ends: tuple, tolerance: float
+) -> list[tuple[int, int, float]]:
+    """Greedy matching of one (video, class) group; returns (gt_index, pred_index, os).
+
+    `gt_idx`/`pred_idx` index into (`starts`, `ends`) = ((gt starts, pred starts), (gt ends, pred ends)).
+    """
+    gs_all, ps_all = starts
+    ge_all, pe_all = ends
+    taken: set[int] = set()
     matches = []
-    for g in gt_order:
-        gs, ge = float(gt["start"].iloc[g]), float(gt["end"].iloc[g])
-        inside = (
-            ~taken
-            & (p_start >= gs - tolerance)
-            & (p_start <= gs + tolerance)
-            & (p_end >= ge - tolerance)
-            & (p_end <= ge + tolerance)
-        )
+    for g in sorted(gt_idx, key=lambda i: gs_all[i]):  # stable: equal starts keep input order
+        gs, ge = gs_all[g], ge_all[g]
         best, best_key = -1, None
-        for p in np.flatnonzero(inside):
-            key = (-overlap_score(gs, ge, p_start[p], p_end[p]), p_start[p], p)
+        for p in pred_idx:
+            if p in taken:
+                continue
+            ps, pe = ps_all[p], pe_all[p]
+            if not (gs - tolerance <= ps <= gs + tolerance and ge - tolerance <= pe <= ge + tolerance):
+                continue
+            key = (-overlap_score(gs, ge, ps, pe), ps, p)
             if best_key is None or key < best_key:
-                best, best_key = int(p), key
+                best, best_key = p, key
         if best >= 0:
-            taken[best] = True
-            matches.append((int(gt.index[g]), int(pred.index[best]), -best_key[0]))
+            taken.add(best)
+            matches.append((g, best, -best_key[0]))
     return matches
+
+
+def _groups(frame: pd.DataFrame) -> dict[tuple[str, int], list[int]]:
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, key in enumerate(zip(frame["video"].tolist(), frame["label"].tolist())):
+        groups.setdefault(key, []).append(i)
+    return groups
 
 
 def _summary(
@@ -114,24 +123,56 @@ def _summary(
     return frame
 
 
+def mos_value(
+    gt: list[tuple[str, int, float, float]],
+    pred: list[tuple[str, int, float, float]],
+    tolerance: float = TOLERANCE_S,
+) -> float:
+    """The mOS alone, from plain (video, label, start, end) tuples: the fast path the tuner calls
+    thousands of times. Same rules as `mos` (rows must already be valid; class 0 is dropped)."""
+    gt = [r for r in gt if r[1] != BACKGROUND]
+    pred = [r for r in pred if r[1] != BACKGROUND]
+    starts = ([r[2] for r in gt], [r[2] for r in pred])
+    ends = ([r[3] for r in gt], [r[3] for r in pred])
+    pred_groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(pred):
+        pred_groups.setdefault((str(r[0]), r[1]), []).append(i)
+    gt_groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(gt):
+        gt_groups.setdefault((str(r[0]), r[1]), []).append(i)
+    total, n_matched = 0.0, 0
+    for key, gt_idx in gt_groups.items():
+        if key in pred_groups:
+            matches = _match_group(gt_idx, pred_groups[key], starts, ends, tolerance)
+            total += sum(m[2] for m in matches)
+            n_matched += len(matches)
+    denominator = len(pred) + len(gt) - n_matched
+    return total / denominator if denominator > 0 else 1.0
+
+
 def mos(gt: pd.DataFrame, pred: pd.DataFrame, tolerance: float = TOLERANCE_S) -> MosResult:
     """Score `pred` against `gt` (both with columns video, label, start, end) with the official mOS."""
     gt = as_segment_frame(gt, "ground truth")
     pred = as_segment_frame(pred, "prediction")
-    gt = gt[gt["label"] != BACKGROUND]
-    pred = pred[pred["label"] != BACKGROUND]
+    gt = gt[gt["label"] != BACKGROUND].reset_index(drop=True)
+    pred = pred[pred["label"] != BACKGROUND].reset_index(drop=True)
+    starts = (gt["start"].tolist(), pred["start"].tolist())
+    ends = (gt["end"].tolist(), pred["end"].tolist())
+    pred_groups = _groups(pred)
     matches: list[tuple[int, int, float]] = []
-    pred_groups = dict(tuple(pred.groupby(["video", "label"], sort=False)))
-    for key, gt_group in gt.groupby(["video", "label"], sort=False):
+    for key, gt_idx in _groups(gt).items():
         if key in pred_groups:
-            matches.extend(_match_group(gt_group, pred_groups[key], tolerance))
-    match_frame = pd.DataFrame(matches, columns=["gt_index", "pred_index", "os"])
-    match_frame["video"] = gt.loc[match_frame["gt_index"], "video"].to_numpy()
-    match_frame["label"] = gt.loc[match_frame["gt_index"], "label"].to_numpy()
-    match_frame["gt_start"] = gt.loc[match_frame["gt_index"], "start"].to_numpy()
-    match_frame["gt_end"] = gt.loc[match_frame["gt_index"], "end"].to_numpy()
-    match_frame["pred_start"] = pred.loc[match_frame["pred_index"], "start"].to_numpy()
-    match_frame["pred_end"] = pred.loc[match_frame["pred_index"], "end"].to_numpy()
+            matches.extend(_match_group(gt_idx, pred_groups[key], starts, ends, tolerance))
+    match_frame = pd.DataFrame(matches, columns=["gt_index", "pred_index", "os"]).astype(
+        {"gt_index": int, "pred_index": int, "os": float}
+    )
+    g, p = match_frame["gt_index"].to_numpy(), match_frame["pred_index"].to_numpy()
+    match_frame["video"] = gt["video"].to_numpy()[g]
+    match_frame["label"] = gt["label"].to_numpy()[g]
+    match_frame["gt_start"] = gt["start"].to_numpy()[g]
+    match_frame["gt_end"] = gt["end"].to_numpy()[g]
+    match_frame["pred_start"] = pred["start"].to_numpy()[p]
+    match_frame["pred_end"] = pred["end"].to_numpy()[p]
     match_frame = match_frame[
         ["video", "label", "gt_index", "pred_index", "os", "gt_start", "gt_end", "pred_start", "pred_end"]
     ]

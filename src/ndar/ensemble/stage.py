@@ -1,0 +1,350 @@
+"""`ndar.ensemble.run(cfg)`: sources -> fusion -> tuning on A1 OOF mOS -> submission + report.
+
+Outputs in `<out_dir>/<run_name>/`: `submission.txt` (validated), `tuned.yaml` (the frozen
+parameters), `tuning_history.csv`, `report.csv` / `report.json` (every single source, the heads
+and the ensemble side by side, OOF and, when the A2 ground truth is known, test mOS),
+`report.html`, `metrics.json`, `config.yaml`, and `done.json` (a rerun with the same config skips).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ndar.config import save_config, to_dict
+from ndar.ensemble.config import EnsembleConfig
+from ndar.ensemble.fusion import fuse_segments
+from ndar.ensemble.report import confusion_per_second, write_report_html
+from ndar.ensemble.sources import PredictionSource, feature_set_source, load_source
+from ndar.ensemble.stacker import fit_stacker
+from ndar.ensemble.tuning import EnsembleParams, ground_truth_frame, predict, tune
+from ndar.metrics.mos import mos
+from ndar.submission import read_submission, validate_submission, write_submission
+from ndar.utils.io import atomic_write_text, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+Truth = dict[str, list[tuple[int, float, float]]]
+
+
+@dataclass
+class FusionInputs:
+    """What `predict` needs for one split: curves per fused source and the fused segments."""
+
+    curves: dict[str, dict[str, np.ndarray]]
+    segments: pd.DataFrame | None
+
+
+def collect_sources(cfg: EnsembleConfig, run_dir: Path) -> list[PredictionSource]:
+    """The configured source folders plus one source per feature set (built once, then reused)."""
+    sources = [load_source(s.name, s.path, s.kind) for s in cfg.sources]
+    for feature_set in cfg.feature_sets:
+        if cfg.features_root is None or cfg.data_root is None:
+            raise ValueError("feature_sets needs features_root and data_root in the ensemble config")
+        name = feature_set.replace("/", "_")
+        folder = run_dir / "sources" / name
+        if not (folder / "test" / "segments.csv").is_file():
+            feature_set_source(cfg.features_root, feature_set, cfg.data_root, folder, cfg.labels_dir)
+        sources.append(load_source(name, folder, "feature_set"))
+    names = [s.name for s in sources]
+    if not sources:
+        raise ValueError("the ensemble config lists no sources and no feature_sets")
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names repeat: {names}")
+    return sources
+
+
+def a1_ground_truth(cfg: EnsembleConfig) -> Truth:
+    from ndar.data.discover import load_dataset
+
+    if cfg.data_root is None:
+        raise ValueError("data_root is needed: the tuning uses the A1 ground truth")
+    index = load_dataset(cfg.data_root, "A1", cfg.labels_dir)
+    return {s.key: [(g.label, g.start, g.end) for g in s.segments] for s in index.sessions if s.segments}
+
+
+def a2_video_ids(cfg: EnsembleConfig) -> dict[str, int]:
+    """session key -> integer video id of the A2 sessions (from video_ids.csv via the dataset index)."""
+    from ndar.data.discover import load_dataset
+
+    index = load_dataset(cfg.data_root, "A2", cfg.labels_dir)
+    missing = [s.key for s in index.sessions if s.video_id is None]
+    if missing:
+        log.warning("A2 sessions without a video id (left out of the submission): %s", missing)
+    return {s.key: int(s.video_id) for s in index.sessions if s.video_id is not None}
+
+
+def a2_ground_truth(cfg: EnsembleConfig, ids: dict[str, int]) -> Truth | None:
+    """A2 ground truth by session key, if the file exists (submission format, video ids)."""
+    path = cfg.a2_ground_truth
+    if path is None and cfg.data_root is not None:
+        default = Path(cfg.data_root) / "A2_ground_truth.txt"
+        path = default if default.is_file() else None
+    if path is None:
+        return None
+    key_of = {v: k for k, v in ids.items()}
+    truth: Truth = {}
+    for row in read_submission(path).itertuples(index=False):
+        if row.video in key_of:
+            truth.setdefault(key_of[row.video], []).append((int(row.label), float(row.start), float(row.end)))
+    return truth
+
+
+def fusion_inputs(
+    cfg: EnsembleConfig, sources: list[PredictionSource], truth: Truth
+) -> tuple[FusionInputs, FusionInputs]:
+    """(OOF inputs, test inputs): curves of the sources (if curve fusion), the stacker, fused segments."""
+    oof_curves = {s.name: s.oof_curves for s in sources} if cfg.fusion.curve else {}
+    test_curves = {s.name: s.test_curves for s in sources} if cfg.fusion.curve else {}
+    if cfg.fusion.stacker:
+        stack_oof, stack_test = fit_stacker(
+            {s.name: s.oof_curves for s in sources},
+            truth,
+            {s.name: s.test_curves for s in sources},
+            cfg.stacker,
+            cfg.seed,
+        )
+        oof_curves["stacker"], test_curves["stacker"] = stack_oof, stack_test
+    oof_segments = test_segments = None
+    if cfg.fusion.segment:
+        oof_segments = fuse_segments(
+            {s.name: s.oof_segments for s in sources}, min_iou=cfg.fusion.segment_min_iou
+        )
+        test_segments = fuse_segments(
+            {s.name: s.test_segments for s in sources}, min_iou=cfg.fusion.segment_min_iou
+        )
+    if not oof_curves and oof_segments is None:
+        raise ValueError("every fusion is switched off (fusion.curve, fusion.segment, fusion.stacker)")
+    return FusionInputs(oof_curves, oof_segments), FusionInputs(test_curves, test_segments)
+
+
+def best_per_class(segments: pd.DataFrame) -> pd.DataFrame:
+    """The highest-scored segment per (video, class): how a source's own segments are scored."""
+    ordered = segments.sort_values(["score", "start"], ascending=[False, True], kind="stable")
+    return ordered.drop_duplicates(["video", "label"]).reset_index(drop=True)
+
+
+def score(pred: pd.DataFrame, truth: Truth | None) -> float | None:
+    """mOS of predictions keyed by session over the sessions of `truth` (None when unknown)."""
+    if not truth:
+        return None
+    pred = pred[pred["video"].astype(str).isin(set(truth))]
+    return float(mos(ground_truth_frame(truth), pred).mos)
+
+
+def _row(name, kind, method, oof_pred, test_pred, truth, test_truth) -> dict:
+    return {
+        "name": name,
+        "kind": kind,
+        "method": method,
+        "oof_mOS": score(oof_pred, truth),
+        "test_mOS": score(test_pred, test_truth),
+    }
+
+
+def single_source_rows(cfg, sources, tuned, truth, test_truth) -> list[dict]:
+    """Each source alone: its own segments, and its curve through the priors (tuned for it alone)."""
+    rows = []
+    for s in sources:
+        rows.append(
+            _row(
+                s.name,
+                s.kind,
+                "own segments",
+                best_per_class(s.oof_segments),
+                best_per_class(s.test_segments),
+                truth,
+                test_truth,
+            )
+        )
+        params = EnsembleParams(curve_weights={s.name: 1.0}, priors=copy.deepcopy(cfg.priors))
+        method = "curve + default priors"
+        if cfg.tuning.tune_single_sources:
+            params, _ = tune(
+                {s.name: s.oof_curves},
+                None,
+                truth,
+                params,
+                cfg.tuning,
+                cfg.seed,
+                rounds=cfg.tuning.single_source_rounds,
+            )
+            method = "curve + priors tuned for it"
+        rows.append(
+            _row(
+                s.name,
+                s.kind,
+                method,
+                predict({s.name: s.oof_curves}, None, params),
+                predict({s.name: s.test_curves}, None, params),
+                truth,
+                test_truth,
+            )
+        )
+    return rows
+
+
+def ensemble_rows(oof: FusionInputs, test: FusionInputs, start, tuned, truth, test_truth) -> list[dict]:
+    """Each fusion alone with the tuned priors, the untuned start, and the tuned ensemble."""
+    rows = []
+    if "stacker" in oof.curves:
+        alone = EnsembleParams(curve_weights={"stacker": 1.0}, priors=tuned.priors)
+        rows.append(
+            _row(
+                "stacker",
+                "ensemble",
+                "stacker alone, tuned priors",
+                predict(oof.curves, None, alone),
+                predict(test.curves, None, alone),
+                truth,
+                test_truth,
+            )
+        )
+    if oof.segments is not None:
+        alone = EnsembleParams(curve_weights={}, segment_weight=1.0, priors=tuned.priors)
+        rows.append(
+            _row(
+                "segment fusion",
+                "ensemble",
+                "segment fusion alone, tuned priors",
+                predict({}, oof.segments, alone),
+                predict({}, test.segments, alone),
+                truth,
+                test_truth,
+            )
+        )
+    rows.append(
+        _row(
+            "ensemble (untuned)",
+            "ensemble",
+            "equal weights, start priors",
+            predict(oof.curves, oof.segments, start),
+            predict(test.curves, test.segments, start),
+            truth,
+            test_truth,
+        )
+    )
+    rows.append(
+        _row(
+            "ensemble",
+            "ensemble",
+            "tuned on A1 OOF mOS",
+            predict(oof.curves, oof.segments, tuned),
+            predict(test.curves, test.segments, tuned),
+            truth,
+            test_truth,
+        )
+    )
+    return rows
+
+
+def to_submission(pred: pd.DataFrame, ids: dict[str, int]) -> pd.DataFrame:
+    """Session keys -> integer video ids; sessions without an id are left out (warned about earlier)."""
+    known = pred[pred["video"].isin(set(ids))]
+    return known.assign(video=known["video"].map(ids).astype(int))[["video", "label", "start", "end"]]
+
+
+def _segments_by_key(pred: pd.DataFrame) -> Truth:
+    out: Truth = {}
+    for r in pred.itertuples(index=False):
+        out.setdefault(str(r.video), []).append((int(r.label), float(r.start), float(r.end)))
+    return out
+
+
+def write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids) -> Path:
+    per_class = {"A1 OOF": mos(ground_truth_frame(truth), oof_pred).per_class}
+    if test_truth:
+        per_class["A2 test"] = mos(
+            ground_truth_frame(test_truth), test_pred[test_pred["video"].isin(set(test_truth))]
+        ).per_class
+    oof_by_key, test_by_key = _segments_by_key(oof_pred), _segments_by_key(test_pred)
+    timelines = []
+    for key in sorted(ids)[: cfg.report_timelines]:
+        rows = {"prediction": test_by_key.get(key, [])}
+        if test_truth and key in test_truth:
+            rows = {"ground truth": test_truth[key], **rows}
+        timelines.append((f"A2 session {key} (video id {ids[key]})", rows))
+    for key in sorted(truth)[: max(0, cfg.report_timelines - len(timelines))]:
+        timelines.append(
+            (f"A1 session {key} (OOF)", {"ground truth": truth[key], "prediction": oof_by_key.get(key, [])})
+        )
+    notes = [
+        f"run {cfg.run_name}",
+        f"submission: {run_dir / 'submission.txt'}",
+        "mOS: official overlap score (docs/metrics.md); OOF = A1 out-of-fold; test = A2 when its ground truth is known",
+    ]
+    return write_report_html(
+        run_dir / "report.html",
+        f"ndar ensemble: {cfg.run_name}",
+        table,
+        per_class,
+        timelines,
+        confusion_per_second(oof_by_key, truth),
+        notes,
+    )
+
+
+def run(cfg: EnsembleConfig) -> dict:
+    """Fuse, tune, predict A2, write and validate the submission, write the reports; returns metrics."""
+    run_dir = Path(cfg.out_dir) / cfg.run_name
+    done_path = run_dir / "done.json"
+    if done_path.is_file() and read_json(done_path).get("config") == to_dict(cfg):
+        log.info("ensemble %s already complete: %s", cfg.run_name, run_dir)
+        return read_json(done_path)["result"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+
+    sources = collect_sources(cfg, run_dir)
+    truth = a1_ground_truth(cfg)
+    ids = a2_video_ids(cfg)
+    test_truth = a2_ground_truth(cfg, ids)
+    oof, test = fusion_inputs(cfg, sources, truth)
+
+    start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
+    if oof.segments is not None and not oof.curves:
+        start.segment_weight = 1.0
+    tuned, history = tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
+    atomic_write_text(run_dir / "tuned.yaml", yaml.safe_dump(to_dict(tuned), sort_keys=False))
+    pd.DataFrame(history).to_csv(run_dir / "tuning_history.csv", index=False)
+
+    oof_pred = predict(oof.curves, oof.segments, tuned)
+    test_pred = predict(test.curves, test.segments, tuned)
+    submission = write_submission(run_dir / "submission.txt", to_submission(test_pred, ids))
+    problems = validate_submission(submission, video_ids=set(ids.values()))
+    if problems:
+        raise ValueError(f"the written submission {submission} is invalid: " + "; ".join(problems))
+
+    table = pd.DataFrame(
+        single_source_rows(cfg, sources, tuned, truth, test_truth)
+        + ensemble_rows(oof, test, start, tuned, truth, test_truth)
+    )
+    table.to_csv(run_dir / "report.csv", index=False, float_format="%.6f")
+    write_json(run_dir / "report.json", table.to_dict(orient="records"))
+    report = write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids)
+
+    ensemble_row = table[table["name"] == "ensemble"].iloc[0]
+    result = {
+        "submission": str(submission),
+        "report": str(report),
+        "oof_mOS": float(ensemble_row["oof_mOS"]),
+        "test_mOS": None
+        if ensemble_row["test_mOS"] is None or pd.isna(ensemble_row["test_mOS"])
+        else float(ensemble_row["test_mOS"]),
+        "n_test_segments": int(len(to_submission(test_pred, ids))),
+    }
+    write_json(run_dir / "metrics.json", result)
+    write_json(done_path, {"config": to_dict(cfg), "result": result})
+    log.info(
+        "ensemble %s: OOF mOS %.4f, test mOS %s -> %s",
+        cfg.run_name,
+        result["oof_mOS"],
+        result["test_mOS"],
+        submission,
+    )
+    return result
