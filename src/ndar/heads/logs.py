@@ -1,6 +1,6 @@
 """Training logs of a head: one CSV row per epoch plus TensorBoard scalars (when installed).
 
-The CSV is what notebooks plot; TensorBoard is for watching long GPU runs. Rows are appended, so a
+The CSV is what notebooks plot; TensorBoard is for watching long GPU runs. Earlier rows are kept, so a
 resumed run keeps its earlier epochs.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
+
+from ndar.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +32,24 @@ class TrainLog:
                 log.info("tensorboard not installed; logging to %s only", self.csv_path)
 
     def log(self, epoch: int, **scalars: float) -> None:
+        """Add one row; the CSV is rewritten (atomically) so that columns first seen later (e.g. a
+        validation loss computed every few epochs) get a header and empty cells in earlier rows."""
         row = {"epoch": epoch, **{k: float(v) for k, v in scalars.items()}}
-        new_file = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        rows = self._read_rows() + [row]
+        columns = list(dict.fromkeys(key for r in rows for key in r))
+        with atomic_path(self.csv_path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
         if self._writer is not None:
             for key, value in scalars.items():
                 self._writer.add_scalar(key, float(value), epoch)
+
+    def _read_rows(self) -> list[dict]:
+        if not self.csv_path.exists():
+            return []
+        with open(self.csv_path, newline="") as fh:
+            return [{k: v for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(fh)]
 
     def close(self) -> None:
         if self._writer is not None:

@@ -231,8 +231,8 @@ class ActionFormerHead:
                 ):
                     row.update({f"val_{k}": v for k, v in self.evaluate_loss(val).items()})
                 history.append({"epoch": epoch, **row})
-                train_log.log(epoch, **row)
                 self._checkpoint(out_dir / "checkpoint.pt", optimizer, epoch, history)
+                train_log.log(epoch, **row)
         return {"epochs": history}
 
     def _train_epoch(self, train, epoch, optimizer, scheduler, steps_per_epoch) -> dict:
