@@ -133,3 +133,15 @@ def test_predictions_are_deterministic_for_a_seed_and_survive_save_load(data, tm
     assert not np.array_equal(other.predict(val[:1])[key].curve, a[key].curve)
     with pytest.raises(ValueError, match="streams"):
         TimHead(cfg, {"rear": 8}, seed=0).load(tmp_path / "model.pt")
+
+
+def test_fit_resumes_from_its_checkpoint(data, tmp_path: Path):
+    train, _ = data
+    first = TimHead(tiny("recognition", epochs=1), DIMS, seed=0)
+    done = first.fit(train[:1], [], tmp_path)
+    assert done["epochs"] == 1
+    resumed = TimHead(tiny("recognition", epochs=2), DIMS, seed=0)
+    result = resumed.fit(train[:1], [], tmp_path)
+    assert [h["epoch"] for h in result["history"]] == [1, 2]
+    assert result["history"][0] == done["history"][0]  # epoch 1 was not trained again
+    assert len((tmp_path / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
