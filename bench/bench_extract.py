@@ -111,6 +111,34 @@ def decode_only(video: Path, size: int) -> float:
     return time.perf_counter() - start
 
 
+def stream_windows_only(video: Path, size: int, stride: int) -> tuple[float, int]:
+    """Decode once and cut + batch every window (the producer side of extraction), no model."""
+    from ndar.extract.stream import WindowStream
+    from ndar.video import WindowSpec
+
+    stream = WindowStream(video, [WindowSpec(16, 2, stride)], [(size, size)], batch_size=4)
+    start = time.perf_counter()
+    windows = sum(len(batch.t_start) for batch in stream)
+    return time.perf_counter() - start, windows
+
+
+def decode_path(video: Path, kind: str, strides: list[int], ra_windows: int) -> dict:
+    """Decoding side alone: streaming windows vs the seed's random access, per stride (no model)."""
+    size = BACKBONES[kind][1]
+    result = {}
+    for stride in strides:
+        stream_s, n = stream_windows_only(video, size, stride)
+        ra = random_access_per_window(video, kind, stride, ra_windows, with_model=False)
+        result[f"stride{stride}"] = {
+            "windows": n,
+            "stream_windows_s": stream_s,
+            "seed_random_access_s_est": ra * n,
+            "speedup": ra * n / stream_s,
+        }
+        print("decode path", kind, stride, json.dumps(result[f"stride{stride}"]), flush=True)
+    return result
+
+
 def model_only_per_window(kind: str, windows: int) -> float:
     """Seconds per window of preprocessing + forward on pre-decoded uint8 clips (batch 4)."""
     from ndar.backbones import load_model_folder
@@ -209,6 +237,7 @@ def main() -> None:
     parser.add_argument("--base-seconds", type=float, default=6)
     parser.add_argument("--ra-windows", type=int, default=30)
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--decode-path-only", action="store_true", help="only the no-model decode comparison")
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
@@ -217,6 +246,10 @@ def main() -> None:
     report: dict = {"machine": f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}"}
     report["load_avg_start"] = os.getloadavg()
     short = make_video(OUT / f"video_{int(args.short_seconds)}s.mp4", args.short_seconds)
+    report["decode_path"] = decode_path(short, "base", [16, 4], args.ra_windows)
+    if args.decode_path_only:
+        print(json.dumps(report, indent=2))
+        return
     report["tiny"] = bench_backbone(short, "tiny", [16, 4], args.ra_windows, model_windows=16)
     base_clip = make_video(OUT / f"video_{int(args.base_seconds)}s.mp4", args.base_seconds)
     report["base"] = bench_backbone(base_clip, "base", [16], ra_windows=4, model_windows=4)
