@@ -14,72 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ndar.data.records import Segment
 from ndar.heads.base import HEADS, FeatureVideo, HeadOutput, register_head
 from ndar.heads.softnms import windows_to_curve
+from ndar.heads.synthetic import make_feature_videos
 from ndar.postprocess import one_segment_per_class
 from ndar.taxonomy import NUM_CLASSES, VIEW_FILE_PREFIX
 
 FPS = 30.0
 
 
-def make_timeline(rng: np.random.Generator, classes: list[int], duration: float) -> list[Segment]:
-    """Each class once, in random order, integer seconds, separated by background gaps."""
-    order = rng.permutation(classes)
-    t, segments = float(rng.integers(3, 8)), []
-    for label in order:
-        length = float(rng.integers(5, 12))
-        if t + length > duration - 3:
-            break
-        segments.append(Segment(int(label), t, t + length))
-        t += length + float(rng.integers(4, 10))
-    return segments
-
-
-def make_videos(
-    n_drivers: int = 6,
-    sessions: int = 2,
-    dims: dict[str, int] | None = None,
-    duration: float = 120.0,
-    classes: tuple[int, ...] = (1, 2, 4, 7, 9),
-    noise: float = 1.0,
-    seed: int = 0,
-    split: str = "A1",
-    first_driver: int = 101,
-) -> list[FeatureVideo]:
-    """Windows of 1 s every 0.5 s; features = class mean (shared by all videos) + Gaussian noise."""
-    dims = dims or {"rear": 8, "dashboard": 8}
-    means = {
-        name: np.random.default_rng(1000 + i).normal(0, 1.5, (NUM_CLASSES, d))
-        for i, (name, d) in enumerate(dims.items())
-    }
-    rng = np.random.default_rng(seed)
-    t_start = np.arange(0.0, duration - 1.0 + 1e-9, 0.5)
-    t_end = t_start + 1.0
-    centres = (t_start + t_end) / 2
-    videos = []
-    for d in range(n_drivers):
-        for s in range(1, sessions + 1):
-            segments = make_timeline(rng, list(classes), duration)
-            label = np.zeros(len(t_start), dtype=int)
-            for seg in segments:
-                label[(centres >= seg.start) & (centres < seg.end)] = seg.label
-            streams = {
-                name: (means[name][label] + rng.normal(0, noise, (len(label), dim))).astype(np.float32)
-                for name, dim in dims.items()
-            }
-            videos.append(
-                FeatureVideo(
-                    key=f"{first_driver + d}_{s}",
-                    streams=streams,
-                    t_start=t_start.copy(),
-                    t_end=t_end.copy(),
-                    duration=duration,
-                    segments=segments if split == "A1" else [],
-                    split=split,
-                )
-            )
-    return videos
+def make_videos(**kwargs) -> list[FeatureVideo]:
+    """The default synthetic videos of the tests: 1 s windows every 0.5 s, 5 classes in 120 s."""
+    return make_feature_videos(**kwargs)
 
 
 def _hms(seconds: float) -> str:

@@ -1,11 +1,10 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ndar.cli import main as cli_main
 from ndar.config import ConfigError, load_config
 from ndar.heads.io import read_predictions
 from ndar.heads.runner import HeadsConfig, run_predict, run_train
@@ -73,16 +72,20 @@ def test_unknown_config_keys_are_errors(synthetic_dataset, tmp_path):
         run_train(cfg)
 
 
-def test_cli_train(synthetic_dataset, tmp_path):
+def test_cli_train_then_predict(synthetic_dataset, tmp_path, monkeypatch, capsys):
     ds, out = synthetic_dataset, tmp_path / "cli"
-    cmd = [sys.executable, "-m", "ndar", "heads", "train", "--config", "configs/heads/actionformer_tiny.yaml"]
-    cmd += [
+    monkeypatch.chdir(REPO)  # the config path is relative to the repository, as in the docs
+    args = ["--config", "configs/heads/actionformer_tiny.yaml"]
+    args += [
         f"data_root={ds['root']}",
         f"features_root={ds['features']}",
         "feature_sets=[trk/rear]",
         "folds=2",
     ]
-    cmd += [f"out={out}", "actionformer.epochs=1", "predict_test=false"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (out / "oof" / "curves.npz").is_file() and "mOS" in done.stdout
+    args += [f"out={out}", "actionformer.epochs=1", "predict_test=false"]
+    assert cli_main(["heads", "train", *args]) == 0
+    assert (out / "oof" / "curves.npz").is_file() and '"mOS"' in capsys.readouterr().out
+    first, _ = read_predictions(out, "oof")
+    assert cli_main(["heads", "predict", *args]) == 0
+    again, _ = read_predictions(out, "oof")
+    assert all(np.array_equal(first[k], again[k]) for k in first)
