@@ -1,0 +1,147 @@
+"""The whole ensemble stage on tiny synthetic sources; feature sets as sources; the notebook."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ndar.cli import main as cli_main
+from ndar.data.discover import load_dataset
+from ndar.ensemble import run
+from ndar.ensemble.sources import feature_set_source, load_source
+from ndar.submission import read_submission, validate_submission
+
+
+@pytest.fixture(scope="module")
+def first_run(bench, tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = tiny_config(bench, out)
+    return cfg, run(cfg)
+
+
+def test_run_writes_validated_submission_and_reports(bench, first_run):
+    cfg, result = first_run
+    run_dir = cfg.out_dir / cfg.run_name
+    submission = run_dir / "submission.txt"
+    assert result["submission"] == str(submission)
+    assert validate_submission(submission, video_ids=bench.root / "data" / "A2" / "video_ids.csv") == []
+    rows = read_submission(submission)
+    assert set(rows["video"]) == set(bench.ids.values())
+    assert rows.groupby("video")["label"].apply(lambda s: s.is_unique).all()  # one segment per class
+    for name in ("tuned.yaml", "config.yaml", "report.csv", "report.json", "report.html", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    table = pd.read_csv(run_dir / "report.csv")
+    assert {"src0", "src1", "src2", "stacker", "segment fusion", "ensemble"} <= set(table["name"])
+    ensemble = table[table["name"] == "ensemble"].iloc[0]
+    assert ensemble["oof_mOS"] == pytest.approx(result["oof_mOS"])
+    assert ensemble["test_mOS"] == pytest.approx(result["test_mOS"])  # A2_ground_truth.txt was found
+    singles = table[(table["kind"] == "head")]["oof_mOS"]
+    assert result["oof_mOS"] > singles.max()  # the tuned ensemble beats every single source on OOF
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 + cfg.report_timelines  # confusion + timelines
+    assert "Per-class mOS: A1 OOF" in html and "Per-class mOS: A2 test" in html
+
+
+def test_same_seed_same_bytes_and_resume(bench, tiny_config, first_run, tmp_path):
+    cfg, result = first_run
+    again = tiny_config(bench, tmp_path)
+    run(again)
+    first = (cfg.out_dir / cfg.run_name / "submission.txt").read_bytes()
+    assert (tmp_path / "tiny" / "submission.txt").read_bytes() == first
+    assert (tmp_path / "tiny" / "tuned.yaml").read_text() == (
+        cfg.out_dir / cfg.run_name / "tuned.yaml"
+    ).read_text()
+    marker = tmp_path / "tiny" / "submission.txt"
+    marker.write_text("untouched\n")
+    assert run(again) == json.loads((tmp_path / "tiny" / "done.json").read_text())["result"]
+    assert marker.read_text() == "untouched\n"  # finished run skipped
+
+
+def test_cli_with_overrides(bench, tiny_config, tmp_path, capsys):
+    cfg = tiny_config(bench, tmp_path)
+    config = tmp_path / "ens.yaml"
+    from ndar.config import save_config
+
+    save_config(cfg, config)
+    code = cli_main(
+        ["ensemble", "--config", str(config), "run_name=cli", "fusion.stacker=false", "fusion.segment=false"]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "OOF mOS" in out and str(tmp_path / "cli" / "submission.txt") in out
+    table = pd.read_csv(tmp_path / "cli" / "report.csv")
+    assert "stacker" not in set(table["name"])
+
+
+def write_features(root, index, track, view, rng, truth):
+    """Feature files with window probabilities that follow the truth (2 s windows every 1 s)."""
+    for session in index.sessions:
+        video = session.views[view]
+        segs = truth.get(session.key, [])
+        duration = max([e for _, _, e in segs] + [30.0]) + 5
+        t_start = np.arange(0, duration - 2, 1.0)
+        t_end = t_start + 2
+        probs = np.full((len(t_start), 16), 0.01, dtype=np.float32)
+        probs[:, 0] = 0.8
+        for label, s, e in segs:
+            probs[(t_start + 1 >= s) & (t_start + 1 < e), label] = 0.9
+        probs /= probs.sum(axis=1, keepdims=True)
+        folder = root / track / view
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            folder / f"{video.stem}.npz",
+            probs=probs,
+            t_start=t_start,
+            t_end=t_end,
+            features=rng.normal(size=(len(t_start), 4)).astype(np.float16),
+        )
+
+
+def test_feature_set_source(bench, tmp_path):
+    data = bench.root / "data"
+    rng = np.random.default_rng(0)
+    for split, truth in (("A1", bench.oof_truth), ("A2", bench.test_truth)):
+        write_features(tmp_path / "features", load_dataset(data, split), "k400_vith", "rear", rng, truth)
+    folder = feature_set_source(tmp_path / "features", "k400_vith/rear", data, tmp_path / "src")
+    source = load_source("k400_vith_rear", folder, "feature_set")
+    assert sorted(source.oof_curves) == sorted(bench.oof_truth)
+    assert sorted(source.test_curves) == sorted(bench.test_truth)
+    key = sorted(bench.oof_truth)[0]
+    label, start, end = bench.oof_truth[key][0]
+    curve = source.oof_curves[key]
+    assert curve.shape[1] == 16 and curve[int(start) + 1].argmax() == label
+    found = source.oof_segments[
+        (source.oof_segments["video"] == key) & (source.oof_segments["label"] == label)
+    ]
+    assert abs(found["start"].iloc[0] - start) <= 1 and abs(found["end"].iloc[0] - end) <= 1
+    missing = tmp_path / "features" / "k400_vith" / "dashboard"
+    with pytest.raises(FileNotFoundError, match="feature file not found"):
+        feature_set_source(tmp_path / "features", "k400_vith/dashboard", data, tmp_path / "src2")
+    assert not missing.exists()
+
+
+def test_notebook_runs_with_papermill(bench, tiny_config, tmp_path):
+    from pathlib import Path
+
+    from ndar.config import save_config
+    from ndar.notebooks import run_notebook
+
+    config = tmp_path / "ens.yaml"
+    save_config(tiny_config(bench, tmp_path), config)
+    repo = Path(__file__).resolve().parents[2]
+    executed = run_notebook(
+        repo / "notebooks" / "30_ensemble.ipynb",
+        tmp_path / "nb",
+        {
+            "config_path": str(config),
+            "run_name": "nb",
+            "overrides": ["fusion.stacker=false", "fusion.segment=false", "tuning.tune_single_sources=false"],
+            "num_timelines": 1,
+        },
+        cwd=repo,
+    )
+    assert executed.is_file()
+    run_dir = tmp_path / "nb" / "30_ensemble" / "nb"
+    assert validate_submission(run_dir / "submission.txt", video_ids=set(bench.ids.values())) == []
+    assert "image/png" in executed.read_text()
