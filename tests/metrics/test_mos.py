@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from ndar.metrics import mos, overlap_score
+from ndar.metrics import mos, mos_value, overlap_score
 
 COLS = ["video", "label", "start", "end"]
 
@@ -120,3 +120,11 @@ def test_bad_rows_raise_with_row_and_field():
         mos(frame([(1, 1, 0, 5)]), frame([(1, 1, 0, 5), (1, 1, 5, 1)]))
     with pytest.raises(ValueError, match="ground truth: row 0: start"):
         mos(frame([(1, 1, math.nan, 5)]), frame([]))
+
+
+def test_fast_path_agrees_with_full_result():
+    gt = frame([(1, 1, 10, 20), (1, 2, 30, 40), (2, 3, 5, 9), (1, 0, 0, 4)])
+    pred = frame([(1, 1, 12, 22), (1, 5, 1, 2), (2, 3, 5, 9), (2, 3, 6, 9), (1, 0, 0, 3)])
+    rows = lambda f: list(f.itertuples(index=False, name=None))  # noqa: E731
+    assert mos_value(rows(gt), rows(pred)) == pytest.approx(mos(gt, pred).mos)
+    assert mos_value([], []) == 1.0
