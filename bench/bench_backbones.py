@@ -101,6 +101,24 @@ def matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048, budget_s: floa
     return 2 * n**3 / seconds / 1e9
 
 
+def count_model_flops(case: dict) -> int:
+    """Model FLOPs of one step, counted on the meta device (no compute, no memory).
+
+    Without gradient checkpointing, so recomputation is not counted as useful work; on meta, SDPA
+    takes the math path, whose bmm FLOPs equal the attention formula (backward: 2x forward).
+    """
+    with torch.device("meta"):
+        model = create_backbone(case["backbone"]).train(case["mode"] == "train")
+        x = torch.randn(case["batch"], 3, 16, 224, 224)
+    with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
+        if case["mode"] == "train":
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return counter.get_total_flops()
+
+
 def run_case(case: dict) -> dict:
     """Build one backbone and measure one case (called in a fresh subprocess)."""
     torch.set_num_threads(case["threads"])
@@ -129,14 +147,12 @@ def run_case(case: dict) -> dict:
             optimizer.zero_grad(set_to_none=True)
 
     base_rss = rss_mb()  # model, input and libraries (import torch alone is ~0.7 GB here)
-    with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
-        step()  # also the first warm-up
-    flops = counter.get_total_flops()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, device, case["reps"], case["budget_s"], warmup=False)  # counted step warmed up
+    seconds = timed(step, device, case["reps"], case["budget_s"])
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     matmul = matmul_gflops(device, dtype, budget_s=1.5)  # same moment, same machine load
+    flops = count_model_flops(case)
     result = dict(case)
     result.update(
         matmul_gflops=matmul,
@@ -173,8 +189,9 @@ def render(results: list[dict], matmul: float, args: argparse.Namespace, wall: f
         f"Command: `.venv/bin/python bench/bench_backbones.py --preset {args.preset} --device {args.device} "
         f"--threads {args.threads}` "
         f"(wall {wall:.0f} s).",
-        "Clip 16 x 224 x 224 (1568 tokens). FLOPs from FlopCounterMode (forward; train = forward + backward",
-        "+ AdamW step). Peak RSS = process high-water mark; 'before' = RSS after building the model and input,",
+        "Clip 16 x 224 x 224 (1568 tokens). Model FLOPs from FlopCounterMode on the meta device (forward;",
+        "train = forward + backward; recomputation of gradient checkpointing and the AdamW step not counted).",
+        "Peak RSS = process high-water mark; 'before' = RSS after building the model and input,",
         "before any compute (libraries included: `import torch` alone is ~0.7 GB, timm ~0.2 GB more);",
         "'peak - before' is the working memory of the step (activations, gradients, optimizer state).",
         "",

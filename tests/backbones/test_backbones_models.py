@@ -221,3 +221,17 @@ def test_spec_defaults_and_overrides():
         get_spec("videomae_vit_tiny", meann=(0, 0, 0))
     with pytest.raises(ValueError, match="3 values"):
         get_spec("videomae_vit_tiny", mean=(0.5, 0.5))
+
+
+def test_bf16_autocast_and_bf16_weights_run():
+    torch.manual_seed(0)
+    model = create_backbone("videomae_vit_tiny", num_frames=4, img_size=32, depth=2, embed_dim=24).eval()
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        ref = model.forward_features(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            auto = model.forward_features(x)
+        half = model.to(torch.bfloat16).forward_features(x.bfloat16())
+    assert auto.dtype == torch.bfloat16 and half.dtype == torch.bfloat16
+    torch.testing.assert_close(auto.float(), ref, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(half.float(), ref, atol=0.1, rtol=0.05)
