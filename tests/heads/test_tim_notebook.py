@@ -26,27 +26,27 @@ def test_notebook_is_committed_without_outputs_and_has_typed_parameters():
 
 @pytest.mark.slow
 def test_notebook_runs_under_papermill(tmp_path: Path):
-    papermill = pytest.importorskip("papermill")
+    pytest.importorskip("papermill")
+    from ndar.notebooks import run_notebook
+
     a1 = make_videos(n_drivers=4, sessions=1, duration=60.0, seed=0)
     write_dataset(tmp_path / "data", tmp_path / "features", a1, [])
-    out = tmp_path / "run"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "10_tim.out.ipynb"),
-        parameters={
+    executed = run_notebook(
+        NOTEBOOK,
+        tmp_path / "nb",
+        {
             "config_path": str(REPO / "configs" / "heads" / "tim_tiny.yaml"),
             "feature_sets": ["trk/rear", "trk/dashboard"],
             "folds": 2,
             "overrides": ["tim.epochs=1", "predict_test=false"],
-            "out_dir": str(out),
             "data_root": str(tmp_path / "data"),
             "features_root": str(tmp_path / "features"),
             "num_timelines": 1,
         },
-        cwd=str(REPO),
-        kernel_name="python3",
-        progress_bar=False,
+        cwd=REPO,
     )
+    out = executed.parent  # out_dir defaults to the executed notebook's folder
+    assert executed.is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["head"] == "tim" and "overall" in metrics
     assert (out / "oof" / "curves.npz").is_file() and (out / "folds" / "fold_1" / "metrics.csv").is_file()
