@@ -220,7 +220,7 @@ def test_learnable_pos_embed_into_sinusoid_model_is_dropped(tmp_path, random_sta
     assert_matches_reference(model, without, report, reference, clip)
 
 
-def test_wrong_architecture_is_an_error_naming_file_and_keys(tmp_path, random_state):
+def test_wrong_architecture_is_an_error_naming_file_and_keys(tmp_path, random_state, official):
     wide = random_state(make_model(embed_dim=48), seed=0)
     torch.save(wide, tmp_path / "wide.pth")
     with pytest.raises(CheckpointError, match=r"wide\.pth.*shape mismatches.*patch_embed\.proj\.weight"):
@@ -241,6 +241,11 @@ def test_wrong_architecture_is_an_error_naming_file_and_keys(tmp_path, random_st
     torch.save({"module": zero3}, tmp_path / "mp_rank_00_model_states.pt")
     with pytest.raises(CheckpointError, match="ZeRO-3.*zero_to_fp32"):
         load_checkpoint(make_model(), tmp_path / "mp_rank_00_model_states.pt")
+
+    both = {**official, **prefixed(official, "module.")}
+    torch.save(both, tmp_path / "twice.pth")
+    with pytest.raises(CheckpointError, match=r"twice\.pth: two tensors map to"):
+        load_checkpoint(make_model(init_values=0.1), tmp_path / "twice.pth")
 
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "noweights.pth")
     with pytest.raises(CheckpointError, match=r"noweights\.pth: no state dict found"):

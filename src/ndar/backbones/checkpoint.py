@@ -156,6 +156,11 @@ def clean_keys(state: dict[str, torch.Tensor], report: LoadReport) -> dict[str, 
         if not isinstance(tensor, torch.Tensor):
             report.dropped[raw_key] = f"not a tensor ({type(tensor).__name__})"
             continue
+        if key in cleaned:
+            raise CheckpointError(
+                f"checkpoint {report.path}: two tensors map to {key!r} after removing wrapper prefixes "
+                f"(one of them is {raw_key!r}); save a single copy of the weights"
+            )
         cleaned[key] = tensor
     return cleaned
 

@@ -184,7 +184,12 @@ class VideoMAEViT(nn.Module):
         return (num_frames // args.tubelet_size, side, side)
 
     def _init_weights(self) -> None:
-        """Official init: truncated normal (std .02) for linears and pos_embed, LayerNorm 1/0, small head."""
+        """Official init: truncated normal (std .02) for linears and pos_embed, LayerNorm 1/0, small head.
+
+        Skipped on the meta device (nothing to fill; used to count parameters or to materialise later).
+        """
+        if self.patch_embed.proj.weight.is_meta:
+            return
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 trunc_normal_(module.weight, std=0.02)
