@@ -16,7 +16,17 @@ from ndar.synth.body import animate, make_driver
 from ndar.synth.generate import format_time
 from ndar.synth.timeline import make_timeline, perturb_timeline
 
-TINY = dict(drivers=1, test_drivers=1, fps=4.0, width=64, height=48, time_scale=0.05, gop=8)
+TINY = dict(
+    drivers=1,
+    test_drivers=1,
+    fps=4.0,
+    width=64,
+    height=48,
+    time_scale=0.05,
+    gop=8,
+    min_activity_s=1,
+    min_gap_s=1,
+)
 VIEW_PREFIX = ("Dashboard", "Rear_view", "Right_side_window")
 
 
@@ -153,10 +163,13 @@ def test_oracle_scores_one(dataset):
 
 
 def test_same_seed_same_bytes_different_seed_different(dataset, tmp_path):
-    again = generate(SynthConfig(out=tmp_path / "again", seed=3, workers=1, **TINY))
-    assert _digest(again) == _digest(dataset)  # also: worker count does not change the bytes
-    other = generate(SynthConfig(out=tmp_path / "other", seed=4, workers=1, views=["rear"], **TINY))
-    assert not set(_digest(other).values()) & set(_digest(dataset).values())
+    # Each view is seeded on its own, so a rear-only run must reproduce the rear videos byte for
+    # byte (with one worker instead of two), and the same timelines.
+    full = {k: v for k, v in _digest(dataset).items() if "Rear_view" in k or k == "A2_ground_truth.txt"}
+    again = generate(SynthConfig(out=tmp_path / "again", seed=3, workers=1, **(TINY | {"views": ["rear"]})))
+    assert {k: v for k, v in _digest(again).items() if k in full} == full
+    other = generate(SynthConfig(out=tmp_path / "other", seed=4, workers=1, **(TINY | {"views": ["rear"]})))
+    assert not set(_digest(other).values()) & set(full.values())
 
 
 def test_resume_keeps_a_finished_dataset_and_refuses_another(dataset):
