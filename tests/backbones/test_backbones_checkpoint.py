@@ -230,6 +230,8 @@ def test_wrong_architecture_is_an_error_naming_file_and_keys(tmp_path, random_st
     torch.save(deep, tmp_path / "deep.pth")
     with pytest.raises(CheckpointError, match=r"deep\.pth.*matches too little.*unexpected: blocks\.2\."):
         load_checkpoint(make_model(), tmp_path / "deep.pth")
+    report = load_checkpoint(make_model(), tmp_path / "deep.pth", strict_min_fraction=0.3)  # asked for
+    assert not report.missing and "blocks.5.mlp.fc2.bias" in report.unexpected
 
     torch.save(
         {"model": {"conv1.weight": torch.zeros(3), "fc.weight": torch.zeros(2)}}, tmp_path / "resnet.pth"

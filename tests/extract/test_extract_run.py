@@ -60,8 +60,8 @@ def reference_random_access(path: Path, folder: Path, stride: int) -> dict[str, 
         idx = [start + j * spec.sampling_rate for j in range(spec.num_frames)]
         clip = reader.get_batch(idx).asnumpy()[None]  # (1, T, H, W, 3)
         feats, probs = embed(net, preprocess_clips(clip, spec, torch.device("cpu")), None)
-        rows["features"].append(feats[0])
-        rows["probs"].append(probs[0])
+        rows["features"].append(feats[0].numpy())
+        rows["probs"].append(probs[0].numpy())
         rows["t_start"].append(stamps[idx[0], 0])
         rows["t_end"].append(stamps[idx[-1], 0])
     return {k: np.array(v) for k, v in rows.items()}

@@ -139,3 +139,17 @@ def test_query_logits_are_averaged_over_the_windows_containing_them():
                 per_window.append(out["logits"][0, 0].numpy())
         assert len(per_window) >= 2
         np.testing.assert_allclose(averaged[q], np.mean(per_window, axis=0), atol=1e-4)
+
+
+def test_curve_proposals_hand_worked():
+    from ndar.heads.tim.head import curve_proposals
+
+    curve = np.zeros((6, 16))
+    curve[:, 0] = 1.0  # class 0 never proposes
+    curve[:, 3] = [0.1, 0.4, 0.7, 0.7, 0.3, 0.1]
+    curve[5, 8] = 0.9  # a one-second run: kept with min_len 1, dropped with 2
+    bounds, labels, mean = curve_proposals(curve, [0.2, 0.5, 0.6], min_len=1.0)
+    assert labels.tolist() == [3, 3, 8]
+    np.testing.assert_allclose(bounds, [[1, 5], [2, 4], [5, 6]])  # the 0.6 run equals the 0.5 one: once
+    np.testing.assert_allclose(mean, [0.525, 0.7, 0.9])
+    assert curve_proposals(curve, [0.2], min_len=2.0)[1].tolist() == [3]

@@ -37,22 +37,36 @@ def soft_nms(
         raise ValueError(f"soft_nms: {len(segments)} segments but {len(scores)} scores")
     if sigma <= 0:
         raise ValueError(f"soft_nms: sigma must be > 0, got {sigma}")
-    remaining = np.arange(len(scores))
+    n = len(scores)
+    limit = n if max_keep is None else min(n, max_keep)
+    # pairwise tIoU once, then K cheap rounds (K = kept segments) of "take the best, decay the rest"
+    inter = np.clip(
+        np.minimum(segments[:, None, 1], segments[None, :, 1])
+        - np.maximum(segments[:, None, 0], segments[None, :, 0]),
+        0.0,
+        None,
+    )
+    union = np.maximum(segments[:, None, 1], segments[None, :, 1]) - np.minimum(
+        segments[:, None, 0], segments[None, :, 0]
+    )
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    identical = (
+        (union <= 0)
+        & (segments[:, None, 0] == segments[None, :, 0])
+        & (segments[:, None, 1] == segments[None, :, 1])
+    )
+    iou[identical] = 1.0
+    decay = np.exp(-(iou**2) / sigma)  # (M, M)
+    alive = scores >= min_score
     kept: list[int] = []
     kept_scores: list[float] = []
-    limit = len(scores) if max_keep is None else max_keep
-    while len(remaining) and len(kept) < limit:
-        best_pos = int(np.argmax(scores[remaining]))
-        best = int(remaining[best_pos])
-        if scores[best] < min_score:
-            break
+    while len(kept) < limit and alive.any():
+        best = int(np.argmax(np.where(alive, scores, -np.inf)))
         kept.append(best)
         kept_scores.append(float(scores[best]))
-        remaining = np.delete(remaining, best_pos)
-        if len(remaining):
-            iou = segment_iou(segments[best], segments[remaining])
-            scores[remaining] *= np.exp(-(iou**2) / sigma)
-            remaining = remaining[scores[remaining] >= min_score]
+        alive[best] = False
+        scores[alive] *= decay[best, alive]
+        alive &= scores >= min_score
     index = np.asarray(kept, dtype=np.int64)
     return segments[index], np.asarray(kept_scores, dtype=np.float64), index
 
@@ -72,7 +86,9 @@ def batched_soft_nms(
     out_segs, out_scores, out_labels = [], [], []
     for label in np.unique(labels):
         mask = labels == label
-        segs, scs, _ = soft_nms(segments[mask], scores[mask], sigma=sigma, min_score=min_score)
+        segs, scs, _ = soft_nms(
+            segments[mask], scores[mask], sigma=sigma, min_score=min_score, max_keep=max_keep
+        )
         out_segs.append(segs)
         out_scores.append(scs)
         out_labels.append(np.full(len(scs), label, dtype=np.int64))

@@ -385,9 +385,11 @@ def candidates_to_curve(
     column 0 (background) is 1 - the best action score."""
     curve = np.zeros((num_sec, NUM_CLASSES), dtype=np.float32)
     order = np.argsort(scores, kind="stable")
-    for (start, end), score, label in zip(segments[order], scores[order], labels[order]):
-        a = int(np.clip(np.floor(start), 0, num_sec))
-        b = int(np.clip(np.ceil(end), a, num_sec))
-        np.maximum(curve[a:b, label], score, out=curve[a:b, label])
+    for (start, end), score, label in zip(
+        segments[order].tolist(), scores[order].tolist(), labels[order].tolist()
+    ):
+        a = min(max(math.floor(start), 0), num_sec)
+        b = min(max(math.ceil(end), a), num_sec)
+        curve[a:b, label] = score  # ascending order: the best covering score is written last
     curve[:, 0] = 1.0 - curve[:, 1:].max(axis=1)
     return curve

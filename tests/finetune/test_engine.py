@@ -1,0 +1,87 @@
+"""A real tiny fine-tune (DeepSpeed, gloo, one process): loss falls, checkpoint, resume, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ndar.config import load_config
+from ndar.finetune.config import FinetuneConfig
+from ndar.utils.io import read_json
+
+from .conftest import tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "finetune" / "tiny" / "k400_vith.yaml"
+
+
+def _run(root: Path, output: Path, *extra: str) -> Path:
+    from ndar.finetune.engine import run
+
+    overrides = tiny_overrides(root, output) + [
+        "train.epochs=3",
+        "train.max_steps_per_epoch=5",
+        "train.save_every=1",
+        "optim.lr=0.003",
+        "optim.warmup_epochs=0",
+        *extra,
+    ]
+    return run(load_config(FinetuneConfig, TINY, overrides))
+
+
+@pytest.fixture(scope="module")
+def finished_run(synth_root, tmp_path_factory) -> Path:
+    return _run(synth_root, tmp_path_factory.mktemp("ft") / "run")
+
+
+def test_loss_falls_and_outputs_are_complete(finished_run):
+    out = finished_run
+    for name in ("config.yaml", "deepspeed_config.json", "metrics.csv", "metrics.json", "model.safetensors"):
+        assert (out / name).is_file(), name
+    assert list((out / "tensorboard").iterdir())
+    ds = read_json(out / "deepspeed_config.json")
+    assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["zero_optimization"]["stage"] == 0
+    log = pd.read_csv(out / "metrics.csv")
+    train = log[log["split"] == "train"]["loss"].to_numpy()
+    assert len(train) == 15  # 3 epochs x 5 steps, one row per step
+    assert train[-5:].mean() < train[:5].mean() - 0.05, f"loss did not fall: {train}"
+    summary = read_json(out / "metrics.json")
+    assert summary["finished"] and summary["num_updates"] == 15
+    val = summary["val"]
+    assert val["num_clips"] == 34 and 0.0 <= val["top1"] <= 1.0
+    assert sum(map(sum, val["confusion"])) == 34
+    assert (out / "checkpoints" / "latest").read_text().strip() == "epoch003"
+    assert len(list((out / "checkpoints").glob("epoch*"))) == 2  # keep_checkpoints
+
+
+def test_exported_folder_matches_the_deepspeed_checkpoint(finished_run):
+    from ndar.backbones import load_checkpoint, load_model_folder
+
+    model, spec = load_model_folder(finished_run)
+    assert (spec.num_frames, spec.img_size, spec.sampling_rate) == (4, 32, 1)
+    reference, _ = load_model_folder(finished_run)
+    load_checkpoint(reference, finished_run / "checkpoints" / "epoch003" / "mp_rank_00_model_states.pt")
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference.eval()(x), atol=1e-6)
+        assert model(x).shape == (2, 16)
+
+
+def test_finished_run_is_skipped(finished_run, synth_root):
+    stamp = (finished_run / "metrics.json").stat().st_mtime_ns
+    _run(synth_root, finished_run)
+    assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(finished_run, synth_root):
+    """Drop the finished marker (as if killed after epoch 3), ask for 4 epochs: only epoch 4 runs."""
+    (finished_run / "metrics.json").unlink()
+    _run(synth_root, finished_run, "train.epochs=4")
+    summary = read_json(finished_run / "metrics.json")
+    assert summary["num_updates"] == 20  # 15 restored + 5 new optimizer steps
+    log = pd.read_csv(finished_run / "metrics.csv")
+    assert sorted(log[log["split"] == "train_epoch"]["epoch"]) == [1, 2, 3, 4]
+    assert (finished_run / "checkpoints" / "latest").read_text().strip() == "epoch004"

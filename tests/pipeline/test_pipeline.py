@@ -1,0 +1,95 @@
+"""The main job, end to end at a tiny size, plus its stage plumbing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ndar.config import load_config
+from ndar.pipeline import MainConfig, MainJob, Stage, StageError, derive_config, run_stage
+from ndar.submission import validate_submission
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_derive_config_replaces_nested_keys(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("a: 1\ndata:\n  root: x\n  view: rear\n")
+    out = derive_config(base, {"data.view": "dashboard", "b": [1, 2], "p": Path("/q")}, tmp_path / "d.yaml")
+    data = yaml.safe_load(out.read_text())
+    assert data == {"a": 1, "data": {"root": "x", "view": "dashboard"}, "b": [1, 2], "p": "/q"}
+    with pytest.raises(StageError, match="stage config not found"):
+        derive_config(tmp_path / "missing.yaml", {}, tmp_path / "e.yaml")
+
+
+def test_failing_stage_names_stage_command_and_log(tmp_path):
+    stage = Stage(
+        "score",
+        ["score", "--gt", str(tmp_path / "nope.txt"), "--pred", str(tmp_path / "nope.txt")],
+        tmp_path / "logs" / "score.log",
+    )
+    with pytest.raises(StageError) as err:
+        run_stage(stage)
+    text = str(err.value)
+    assert "stage 'score' failed" in text and "score.log" in text and "nope.txt" in text
+    assert (tmp_path / "logs" / "score.log").is_file()
+
+
+def test_main_config_ships_and_loads():
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml")
+    assert cfg.tracks == ["k400_vith", "hybrid_vitl", "ego_vitl"] and cfg.views == ["rear", "dashboard"]
+    for track in cfg.tracks:
+        assert (REPO / cfg.finetune_config.format(track=track)).is_file()
+    for head in cfg.heads:
+        assert (REPO / cfg.heads_config.format(head=head)).is_file()
+    for path in (cfg.extract_config, cfg.ensemble_config, cfg.baseline_config):
+        assert (REPO / path).is_file()
+
+
+@pytest.mark.slow
+def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
+    """synth -> check -> baseline -> finetune -> extract -> TIM + ActionFormer -> ensemble -> scored submission."""
+    monkeypatch.chdir(REPO)
+    overrides = [
+        "name=e2e",
+        f"runs_dir={tmp_path / 'runs'}",
+        f"submissions_dir={tmp_path / 'subs'}",
+        f"synth.out={tmp_path / 'data'}",
+        "synth.drivers=3",
+        "synth.test_drivers=1",
+        "synth.time_scale=0.08",
+        "tracks=[k400_vith]",
+        "folds=3",
+        "finetune_overrides=[train.epochs=1,train.max_steps_per_epoch=3]",
+        "heads_overrides=[tim.epochs=1,actionformer.epochs=1,actionformer.warmup_epochs=0]",
+        "ensemble_overrides=[tuning.rounds=1,stacker.n_estimators=10]",
+    ]
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
+    job = MainJob(cfg)
+    summary = job.run()
+
+    submission = tmp_path / "subs" / "e2e" / "submission.txt"
+    assert submission.is_file() and (tmp_path / "subs" / "e2e" / "report.html").is_file()
+    ids = tmp_path / "data" / "A2" / "video_ids.csv"
+    assert validate_submission(submission, ids) == []
+    metrics = summary["ensemble"]
+    assert 0.0 <= metrics["test_mOS"] <= 1.0 and 0.0 <= metrics["oof_mOS"] <= 1.0
+    assert "mOS" in summary["baseline"]
+    assert json.loads((tmp_path / "runs" / "e2e" / "pipeline.json").read_text())["run"] == "e2e"
+    assert set(summary["stages"]) >= {
+        "synth",
+        "finetune k400_vith/rear",
+        "extract",
+        "heads tim/k400_vith",
+        "ensemble",
+    }
+
+    # Re-running resumes: finished outputs are not rewritten.
+    stamp = submission.stat().st_mtime_ns
+    model = tmp_path / "runs" / "e2e" / "finetune" / "k400_vith_rear" / "model.safetensors"
+    model_stamp = model.stat().st_mtime_ns
+    MainJob(cfg).run()
+    assert submission.stat().st_mtime_ns == stamp and model.stat().st_mtime_ns == model_stamp
