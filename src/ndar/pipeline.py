@@ -300,15 +300,16 @@ class MainJob:
         ]
         updates = {
             **self._common(),
-            "heads": sources,
+            "run_name": self.cfg.name,
+            "out_dir": str(self.cfg.submissions_dir),
+            "sources": sources,
             "features_root": str(self.features_dir),
             "feature_sets": [f"{t}/{v}" for t in self.cfg.tracks for v in self.cfg.views],
-            "out": str(self.run_dir / "ensemble"),
-            "submission_dir": str(self.submission_dir),
+            "stacker.folds": self.cfg.folds,
             "seed": self.cfg.seed,
         }
         if self.ground_truth is not None:
-            updates["ground_truth"] = str(self.ground_truth)
+            updates["a2_ground_truth"] = str(self.ground_truth)
         path = derive_config(self.cfg.ensemble_config, updates, self.configs / "ensemble.yaml")
         self.stage("ensemble", ["ensemble", "--config", str(path), *self.cfg.ensemble_overrides])
 
@@ -338,7 +339,7 @@ class MainJob:
     def summary(self, seconds: float) -> dict:
         out: dict = {"run": self.cfg.name, "seconds": round(seconds, 1), "stages": {}}
         out["stages"] = {k: round(v, 1) for k, v in self.timings.items()}
-        report = self.run_dir / "ensemble" / "metrics.json"
+        report = self.submission_dir / "metrics.json"
         if report.is_file():
             out["ensemble"] = read_json(report)
         baseline = self.run_dir / "baseline" / "metrics.json"
