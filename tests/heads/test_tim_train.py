@@ -88,6 +88,12 @@ def test_recognition_beats_chance(data, tmp_path: Path):
     out = head.predict(val)
     for v in val:
         check_output(v.key, out[v.key], v.duration)
+    # segments: runs of the curve as proposals, classified by TIM on their exact interval
+    pred = pd.DataFrame(
+        [(k, *seg) for k, o in out.items() for seg in o.segments],
+        columns=["video", "label", "start", "end", "score"],
+    )
+    assert temporal_map(gt_frame(val), pred, tious=(0.3, 0.5))["mAP"] >= 0.3
 
 
 def test_detection_beats_chance(data, tmp_path: Path):

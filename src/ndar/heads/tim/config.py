@@ -4,7 +4,7 @@ d_model, lambda_drloc, mixup_alpha, ...) so a reference recipe can be copied ove
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -89,6 +89,12 @@ class TimConfig:
     """Max gradient norm; 0 disables clipping."""
 
     # --- post-processing ------------------------------------------------------------------
+    recognition_proposals: str = "curve"
+    """Recognition-mode segments: "curve" = runs of the per-second curve above each of
+    `proposal_thresholds`, classified by TIM on their exact interval; "pyramid" = the pyramid queries."""
+    proposal_thresholds: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
+    proposal_min_len: float = 1.0
+    """Shortest curve run (seconds) kept as a proposal."""
     pre_nms_topk: int = 2000
     """Candidates per video kept (by score) before Soft-NMS."""
     nms_sigma: float = 0.5
@@ -110,6 +116,10 @@ class TimConfig:
 
     def check(self) -> None:
         """Raise a clear error for values the model cannot use."""
+        if self.recognition_proposals not in ("curve", "pyramid"):
+            raise ValueError(
+                f"tim.recognition_proposals must be 'curve' or 'pyramid', got {self.recognition_proposals!r}"
+            )
         if self.mode not in ("recognition", "detection"):
             raise ValueError(f"tim.mode must be 'recognition' or 'detection', got {self.mode!r}")
         if (2 * self.d_model) % self.num_heads:

@@ -44,6 +44,7 @@ from ndar.heads.tim.windows import (
     second_intervals,
     with_background,
 )
+from ndar.postprocess.simple import runs_above
 from ndar.taxonomy import BACKGROUND, NUM_CLASSES
 from ndar.utils.io import atomic_path
 
@@ -535,6 +536,9 @@ class TimHead:
         duration = video.source.duration
         seconds = second_intervals(video.source.num_seconds)
         pyramid = self._pyramid(duration)
+        if self.cfg.mode == "recognition" and self.cfg.recognition_proposals == "curve":
+            curve, _ = self._query_scores(video, seconds)
+            return HeadOutput(curve=curve.astype(np.float32), segments=self._curve_segments(video, curve))
         if self.cfg.mode == "recognition":
             scores, _ = self._query_scores(video, np.concatenate([seconds, pyramid]))
             curve = scores[: len(seconds)]
@@ -546,6 +550,26 @@ class TimHead:
             bounds[:, 1] = np.maximum(bounds[:, 1], bounds[:, 0])
             curve = covering_max_curve(pyramid, bounds, cand_scores, len(seconds))
         return HeadOutput(curve=curve.astype(np.float32), segments=self._segments(bounds, cand_scores))
+
+    def _curve_segments(self, video: _Video, curve: np.ndarray) -> list[tuple[int, float, float, float]]:
+        """Recognition: the runs of each class column above each proposal threshold are proposals;
+        TIM classifies each proposal interval, score = its class probability x the run's mean curve
+        value; per-class Soft-NMS."""
+        cfg = self.cfg
+        bounds, labels, run_mean = curve_proposals(curve, cfg.proposal_thresholds, cfg.proposal_min_len)
+        if not len(bounds):
+            return []
+        probs, _ = self._query_scores(video, bounds)
+        scores = probs[np.arange(len(labels)), labels] * run_mean
+        segs, kept, labs = batched_soft_nms(
+            bounds,
+            scores,
+            labels,
+            sigma=cfg.nms_sigma,
+            min_score=cfg.nms_min_score,
+            max_keep=cfg.max_segments,
+        )
+        return [(int(c), float(a), float(b), float(p)) for (a, b), p, c in zip(segs, kept, labs)]
 
     def _segments(self, bounds: np.ndarray, scores: np.ndarray) -> list[tuple[int, float, float, float]]:
         """Every (query, class >= 1) is a candidate; the best pre_nms_topk go through per-class Soft-NMS."""
@@ -591,6 +615,26 @@ class TimHead:
             )
         self.model.load_state_dict(state["model"])
         self.feat_gap = state["feat_gap"]
+
+
+def curve_proposals(
+    curve: np.ndarray, thresholds: list[float], min_len: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs [start, stop) seconds of every class column (1..15) at or above each threshold,
+    at least `min_len` long, without duplicates. Returns (bounds (P, 2), labels (P,), mean value (P,))."""
+    seen: set[tuple[int, int, int]] = set()
+    rows = []
+    for label in range(1, curve.shape[1]):
+        column = curve[:, label]
+        for threshold in thresholds:
+            for start, stop in runs_above(column, threshold):
+                if stop - start >= min_len and (label, start, stop) not in seen:
+                    seen.add((label, start, stop))
+                    rows.append((start, stop, label, float(column[start:stop].mean())))
+    if not rows:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros(0)
+    arr = np.array(rows, dtype=np.float64)
+    return arr[:, :2], arr[:, 2].astype(np.int64), arr[:, 3]
 
 
 def covering_max_curve(
