@@ -174,7 +174,7 @@ def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, model
     )
     cmd = [sys.executable, "-m", "ndar", "extract", "--config", str(cfg_path), "stride=1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
+    deadline = time.time() + 180
     while not list(out.glob("*/*/*.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.kill()

@@ -129,10 +129,12 @@ def preprocess_clips(clips: np.ndarray | torch.Tensor, spec: object, device: tor
 @torch.inference_mode()
 def embed(
     net: torch.nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features (B, D) and softmax probabilities (B, C) of a preprocessed batch."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features (B, D) and softmax probabilities (B, C), float32 on x's device.
+
+    Results stay on the device (no synchronisation per batch); callers move them once per video.
+    """
     enabled = amp_dtype is not None
     with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=enabled):
         feats, logits = net(x)  # (B, D), (B, C)
-    probs = torch.softmax(logits.float(), dim=-1)
-    return feats.float().cpu().numpy(), probs.cpu().numpy()
+    return feats.float(), torch.softmax(logits.float(), dim=-1)

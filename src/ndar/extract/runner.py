@@ -254,12 +254,12 @@ def extract_job(
             bar.update(stream.stats.frames - bar.n)
     check_decoded(stream, info, models, job.path)
     for k, (i, backbone) in enumerate(zip(todo, models)):
-        feats = np.concatenate(outs[k]["feats"])  # (N, D)
+        feats = torch.cat(outs[k]["feats"]).cpu().numpy()  # (N, D)
         meta = output_meta(job, backbone, info, stream, feats, cfg)
         write_features(
             *paths[i],
             feats,
-            np.concatenate(outs[k]["probs"]),
+            torch.cat(outs[k]["probs"]).cpu().numpy(),  # (N, C)
             np.array(outs[k]["t0"]),
             np.array(outs[k]["t1"]),
             meta,
