@@ -17,11 +17,17 @@ from ndar.synth import SynthConfig, generate
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("bl") / "data"
-    cfg = SynthConfig(
-        out=out, drivers=2, test_drivers=1, seed=5, fps=4.0, width=64, height=48, time_scale=0.05
+    tiny = dict(
+        drivers=1,
+        test_drivers=1,
+        fps=4.0,
+        width=64,
+        height=48,
+        time_scale=0.05,
+        min_activity_s=1,
+        min_gap_s=1,
     )
-    cfg.views = ["dashboard", "rear"]
-    return generate(cfg)
+    return generate(SynthConfig(out=out, seed=5, workers=1, views=["dashboard", "rear"], **tiny))
 
 
 def test_baseline_end_to_end(tiny_dataset, tmp_path):
