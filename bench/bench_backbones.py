@@ -79,26 +79,29 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, device: str, min_reps: int, budget_s: float, warmup: bool = True) -> float:
-    """Mean seconds per call (after one warm-up call), at least `min_reps` calls or `budget_s` seconds."""
+def timed(fn, device: str, min_reps: int, budget_s: float, warmup: bool = True) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call after one warm-up call; at least `min_reps` calls or
+    `budget_s` wall seconds. With one thread, CPU seconds are what the step costs on a shared machine
+    (wall seconds also count the time other jobs held the cores)."""
     if warmup:
         fn()
     sync(device)
-    reps, start = 0, time.perf_counter()
+    reps, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while reps < min_reps or time.perf_counter() - start < budget_s:
         fn()
         reps += 1
-        if reps >= min_reps and time.perf_counter() - start > budget_s:
-            break
     sync(device)
-    return (time.perf_counter() - start) / reps
+    return (time.perf_counter() - start) / reps, (time.process_time() - cpu_start) / reps
 
 
-def matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048, budget_s: float = 3.0) -> float:
+def matmul_gflops(
+    device: str, dtype: torch.dtype, n: int = 2048, budget_s: float = 3.0
+) -> tuple[float, float]:
+    """(wall, CPU-time) GFLOP/s of a plain n x n x n matmul."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = timed(lambda: torch.mm(a, b), device, 3, budget_s)
-    return 2 * n**3 / seconds / 1e9
+    wall, cpu = timed(lambda: torch.mm(a, b), device, 3, budget_s)
+    return 2 * n**3 / wall / 1e9, 2 * n**3 / cpu / 1e9
 
 
 def count_model_flops(case: dict) -> int:
@@ -149,14 +152,17 @@ def run_case(case: dict) -> dict:
     base_rss = rss_mb()  # model, input and libraries (import torch alone is ~0.7 GB here)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, device, case["reps"], case["budget_s"])
+    seconds, cpu_seconds = timed(step, device, case["reps"], case["budget_s"])
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    matmul = matmul_gflops(device, dtype, budget_s=1.5)  # same moment, same machine load
+    matmul, matmul_cpu = matmul_gflops(device, dtype, budget_s=1.5)  # same moment, same machine load
     flops = count_model_flops(case)
     result = dict(case)
     result.update(
         matmul_gflops=matmul,
+        matmul_cpu_gflops=matmul_cpu,
         seconds_per_step=seconds,
+        cpu_seconds_per_step=cpu_seconds,
+        cpu_gflops=flops / cpu_seconds / 1e9,
         clips_per_s=case["batch"] / seconds,
         gflop_per_step=flops / 1e9,
         gflops=flops / seconds / 1e9,
@@ -179,37 +185,40 @@ def run_in_subprocess(case: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def render(results: list[dict], matmul: float, args: argparse.Namespace, wall: float) -> str:
+def render(results: list[dict], matmul: tuple[float, float], args: argparse.Namespace, wall: float) -> str:
+    gpu = args.device.startswith("cuda")
+    rate = "GFLOP/s" if gpu else "GFLOP per CPU-s"
     lines = [
         "# Backbone benchmark (`bench/bench_backbones.py`)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"device {args.device}; torch {torch.__version__}; load average at start {args.load}.",
-        "Shared machine: other jobs ran at the same time, so the numbers are noisy lower bounds.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch "
+        f"thread(s), device {args.device}; torch {torch.__version__}; load average at start {args.load}.",
+        "Shared machine: other jobs ran at the same time. Wall times are therefore upper bounds; on CPU the",
+        "FLOP rates use process CPU time (one thread: the time the step really ran), which other jobs do",
+        "not inflate, and the matmul reference is measured the same way right after each case.",
         f"Command: `.venv/bin/python bench/bench_backbones.py --preset {args.preset} --device {args.device} "
-        f"--threads {args.threads}` "
-        f"(wall {wall:.0f} s).",
+        f"--threads {args.threads}` (wall {wall:.0f} s).",
         "Clip 16 x 224 x 224 (1568 tokens). Model FLOPs from FlopCounterMode on the meta device (forward;",
         "train = forward + backward; recomputation of gradient checkpointing and the AdamW step not counted).",
         "Peak RSS = process high-water mark; 'before' = RSS after building the model and input,",
         "before any compute (libraries included: `import torch` alone is ~0.7 GB, timm ~0.2 GB more);",
         "'peak - before' is the working memory of the step (activations, gradients, optimizer state).",
         "",
-        f"Plain matmul (2048^3, {args.matmul_dtype}) at the start: **{matmul:.1f} GFLOP/s**; each row also",
-        "re-measures the matmul right after its own timing (column 'matmul GFLOP/s'), and 'ratio' uses that one.",
+        f"Plain matmul (2048^3, {args.matmul_dtype}) at the start: {matmul[0]:.1f} GFLOP/s wall, "
+        f"{matmul[1]:.1f} GFLOP per CPU-s.",
         "",
-        "| backbone | mode | batch | grad ckpt | dtype | s/step | clips/s | GFLOP/step | GFLOP/s | matmul GFLOP/s | ratio "
-        "| peak RSS MB | RSS before MB | peak - before MB |"
-        + (" peak GPU MB |" if args.device.startswith("cuda") else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        + ("---|" if args.device.startswith("cuda") else ""),
+        f"| backbone | mode | batch | grad ckpt | dtype | wall s/step | clips/s (wall) | CPU s/step | GFLOP/step "
+        f"| {rate} | matmul {rate} | ratio | peak RSS MB | RSS before MB | peak - before MB |"
+        + (" peak GPU MB |" if gpu else ""),
+        "|---" * 15 + "|" + ("---|" if gpu else ""),
     ]
     for r in results:
+        ours, ref = (r["gflops"], r["matmul_gflops"]) if gpu else (r["cpu_gflops"], r["matmul_cpu_gflops"])
         row = (
             f"| {r['backbone']} | {r['mode']} | {r['batch']} | {r['grad_ckpt']} | {r['dtype']} | "
-            f"{r['seconds_per_step']:.3f} | {r['clips_per_s']:.2f} | {r['gflop_per_step']:.1f} | "
-            f"{r['gflops']:.1f} | {r['matmul_gflops']:.1f} | {r['gflops'] / r['matmul_gflops']:.2f} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} | "
-            f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} |"
+            f"{r['seconds_per_step']:.2f} | {r['clips_per_s']:.3f} | {r['cpu_seconds_per_step']:.2f} | "
+            f"{r['gflop_per_step']:.1f} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} | {r['peak_rss_mb'] - r['rss_before_mb']:.0f} |"
         )
         if "peak_gpu_mb" in r:
             row += f" {r['peak_gpu_mb']:.0f} |"
@@ -237,7 +246,7 @@ def main() -> int:
     args.load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     start = time.perf_counter()
     matmul = matmul_gflops(args.device, torch.bfloat16 if args.matmul_dtype == "bf16" else torch.float32)
-    print(f"matmul {matmul:.1f} GFLOP/s", flush=True)
+    print(f"matmul {matmul[0]:.1f} GFLOP/s wall, {matmul[1]:.1f} GFLOP per CPU-s", flush=True)
     results = []
     for backbone, mode, batch, ckpt, dtype in PRESETS[args.preset]:
         case = dict(
@@ -247,7 +256,8 @@ def main() -> int:
         results.append(run_in_subprocess(case))
         r = results[-1]
         print(
-            f"{backbone} {mode} b{batch} ckpt={ckpt}: {r['clips_per_s']:.2f} clips/s, {r['gflops']:.1f} GFLOP/s, "
+            f"{backbone} {mode} b{batch} ckpt={ckpt}: {r['clips_per_s']:.3f} clips/s, "
+            f"{r['cpu_gflops']:.1f} GFLOP per CPU-s (matmul {r['matmul_cpu_gflops']:.1f}), "
             f"peak {r['peak_rss_mb']:.0f} MB",
             flush=True,
         )
