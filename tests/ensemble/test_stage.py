@@ -145,3 +145,15 @@ def test_notebook_runs_with_papermill(bench, tiny_config, tmp_path):
     run_dir = tmp_path / "nb" / "30_ensemble" / "nb"
     assert validate_submission(run_dir / "submission.txt", video_ids=set(bench.ids.values())) == []
     assert "image/png" in executed.read_text()
+
+
+def test_shipped_config_loads():
+    from pathlib import Path
+
+    from ndar.config import load_config
+    from ndar.ensemble.config import EnsembleConfig
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(EnsembleConfig, repo / "configs" / "ensemble" / "default.yaml", ["tuning.rounds=1"])
+    assert cfg.tuning.rounds == 1 and cfg.fusion.stacker and len(cfg.feature_sets) == 6
+    assert cfg.stacker == type(cfg.stacker)()  # the YAML states the code's defaults

@@ -32,15 +32,15 @@ class StackerConfig:
     """rolling-mean windows (seconds) added as temporal context features"""
     folds: int = 5
     """driver-group folds inside the OOF (capped by the number of drivers)"""
-    n_estimators: int = 100
+    n_estimators: int = 50
     """boosting rounds"""
-    max_bin: int = 63
+    max_bin: int = 31
     """histogram bins per feature (probabilities need few)"""
-    colsample_bytree: float = 0.5
+    colsample_bytree: float = 0.3
     """fraction of features per tree"""
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     """LightGBM learning rate"""
-    num_leaves: int = 15
+    num_leaves: int = 7
     """LightGBM leaves per tree"""
     min_child_samples: int = 10
     """LightGBM minimum rows per leaf"""

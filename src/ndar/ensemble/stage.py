@@ -9,7 +9,9 @@ and the ensemble side by side, OOF and, when the A2 ground truth is known, test 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +153,7 @@ def _row(name, kind, method, oof_pred, test_pred, truth, test_truth) -> dict:
 def single_source_rows(cfg, sources, tuned, truth, test_truth) -> list[dict]:
     """Each source alone: its own segments, and its curve through the priors (tuned for it alone)."""
     rows = []
+    single_cfg = dataclasses.replace(cfg.tuning, per_class_thresholds=cfg.tuning.single_source_per_class)
     for s in sources:
         rows.append(
             _row(
@@ -171,7 +174,7 @@ def single_source_rows(cfg, sources, tuned, truth, test_truth) -> list[dict]:
                 None,
                 truth,
                 params,
-                cfg.tuning,
+                single_cfg,
                 cfg.seed,
                 rounds=cfg.tuning.single_source_rounds,
             )
@@ -300,11 +303,22 @@ def run(cfg: EnsembleConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
 
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 2)
+        clock = now
+
     sources = collect_sources(cfg, run_dir)
     truth = a1_ground_truth(cfg)
     ids = a2_video_ids(cfg)
     test_truth = a2_ground_truth(cfg, ids)
+    lap("load_s")
     oof, test = fusion_inputs(cfg, sources, truth)
+    lap("fusion_and_stacker_s")
 
     start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
     if oof.segments is not None and not oof.curves:
@@ -312,6 +326,7 @@ def run(cfg: EnsembleConfig) -> dict:
     tuned, history = tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
     atomic_write_text(run_dir / "tuned.yaml", yaml.safe_dump(to_dict(tuned), sort_keys=False))
     pd.DataFrame(history).to_csv(run_dir / "tuning_history.csv", index=False)
+    lap("tuning_s")
 
     oof_pred = predict(oof.curves, oof.segments, tuned)
     test_pred = predict(test.curves, test.segments, tuned)
@@ -319,6 +334,7 @@ def run(cfg: EnsembleConfig) -> dict:
     problems = validate_submission(submission, video_ids=set(ids.values()))
     if problems:
         raise ValueError(f"the written submission {submission} is invalid: " + "; ".join(problems))
+    lap("predict_s")
 
     table = pd.DataFrame(
         single_source_rows(cfg, sources, tuned, truth, test_truth)
@@ -326,7 +342,9 @@ def run(cfg: EnsembleConfig) -> dict:
     )
     table.to_csv(run_dir / "report.csv", index=False, float_format="%.6f")
     write_json(run_dir / "report.json", table.to_dict(orient="records"))
+    lap("comparison_table_s")
     report = write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids)
+    lap("report_html_s")
 
     ensemble_row = table[table["name"] == "ensemble"].iloc[0]
     result = {
@@ -337,6 +355,7 @@ def run(cfg: EnsembleConfig) -> dict:
         if ensemble_row["test_mOS"] is None or pd.isna(ensemble_row["test_mOS"])
         else float(ensemble_row["test_mOS"]),
         "n_test_segments": int(len(to_submission(test_pred, ids))),
+        "timings": timings,
     }
     write_json(run_dir / "metrics.json", result)
     write_json(done_path, {"config": to_dict(cfg), "result": result})
