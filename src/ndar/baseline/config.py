@@ -21,6 +21,7 @@ class BaselineConfig:
     classifier: str = "logreg"  # "logreg" or "random_forest"
     pca: int = 64  # logistic regression: principal components kept (after standardising)
     C: float = 0.5  # logistic regression inverse regularisation
+    max_iter: int = 2000  # logistic regression solver iterations (500 did not converge on synth data)
     n_estimators: int = 200  # random forest trees
     threshold: float = 0.25  # post-processing: class probability a second must reach
     smooth: int = 3  # post-processing: moving average over seconds

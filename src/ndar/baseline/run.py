@@ -77,7 +77,7 @@ def make_classifier(cfg: BaselineConfig):
         return make_pipeline(
             StandardScaler(),
             PCA(n_components=cfg.pca, random_state=cfg.seed),
-            LogisticRegression(C=cfg.C, max_iter=500, random_state=cfg.seed),
+            LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=cfg.seed),
         )
     if cfg.classifier == "random_forest":
         return RandomForestClassifier(
