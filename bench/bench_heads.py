@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -65,15 +66,17 @@ def bench_noise(noise: float, out: Path, config: Path) -> dict:
         HeadsConfig, config, [f"out={out}", "feature_sets=[synthetic/rear, synthetic/dashboard]"]
     )
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     metrics = run_folds(cfg, a1, a2)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     epochs = epoch_seconds(out, cfg.folds)
     ref = chance(a1, cfg)
     overall = metrics["overall"]
     return {
         "noise": noise,
         "kfold_wall_s": round(wall, 1),
+        "kfold_cpu_s": round(cpu, 1),  # CPU time of this process: what an idle machine would take
+        "load_avg_1m": round(os.getloadavg()[0], 1),
         "fit_s_per_fold": [round(f["fit_seconds"], 1) for f in metrics["folds"].values()],
         "epoch_s_median": round(float(np.median(epochs)), 3),
         "windows_per_video": int(a1[0].num_windows),
