@@ -416,8 +416,7 @@ class TimHead:
                     )
         seconds = [h["epoch_seconds"] for h in history]
         return {
-            "history": history,
-            "epochs": len(history),
+            "epochs": history,  # one row per epoch (train losses, lr, epoch_seconds, val_*)
             "seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
             "feat_gap": self.feat_gap,
             "window_seconds": self.window_length,
