@@ -21,7 +21,11 @@ from ndar.finetune.engine import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs" / "finetune").rglob("*.yaml"))
-REAL = {"k400_vith": "videomae_vit_huge", "hybrid_vitl": "videomae_vit_large", "ego_vitl": "videomae_vit_large"}
+REAL = {
+    "k400_vith": "videomae_vit_huge",
+    "hybrid_vitl": "videomae_vit_large",
+    "ego_vitl": "videomae_vit_large",
+}
 SHRINK = [
     "model.backbone=videomae_vit_tiny",
     "model.overrides={depth: 2, embed_dim: 32, num_heads: 2}",
@@ -47,7 +51,9 @@ def test_shipped_config_loads_and_validates(path):
         assert cfg.train.precision == "fp32" and cfg.data.cache
     else:
         assert cfg.model.backbone == REAL[track]
-        assert cfg.model.pretrained is not None and track.split("_")[0] in str(cfg.model.pretrained).replace("vit_h_k400", "k400").replace("vit_l_", "")
+        assert cfg.model.pretrained is not None and track.split("_")[0] in str(cfg.model.pretrained).replace(
+            "vit_h_k400", "k400"
+        ).replace("vit_l_", "")
         assert cfg.train.precision in ("bf16", "fp16") and cfg.train.zero_stage >= 1
         assert cfg.optim.warmup_epochs == 5 and 0.7 <= cfg.optim.layer_decay <= 0.85
         assert cfg.model.num_frames == 16 and cfg.model.img_size == 224

@@ -31,7 +31,11 @@ def test_precision(precision, fp16, bf16):
 
 
 def test_zero_stage_clipping_and_extra_keys():
-    cfg = _cfg("train.zero_stage=2", "optim.clip_grad=1.5", "deepspeed.extra={zero_optimization: {overlap_comm: true}}")
+    cfg = _cfg(
+        "train.zero_stage=2",
+        "optim.clip_grad=1.5",
+        "deepspeed.extra={zero_optimization: {overlap_comm: true}}",
+    )
     ds = build_deepspeed_config(cfg, world_size=2)
     assert ds["zero_optimization"]["stage"] == 2
     assert ds["zero_optimization"]["overlap_comm"] is True  # deep-merged, stage kept

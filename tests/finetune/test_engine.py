@@ -12,16 +12,15 @@ from ndar.config import load_config
 from ndar.finetune.config import FinetuneConfig
 from ndar.utils.io import read_json
 
-from .conftest import tiny_overrides
-
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "finetune" / "tiny" / "k400_vith.yaml"
 
 
-def _run(root: Path, output: Path, *extra: str) -> Path:
+def _run(shrink, root: Path, clips: Path, output: Path, *extra: str) -> Path:
     from ndar.finetune.engine import run
 
-    overrides = tiny_overrides(root, output) + [
+    overrides = shrink(root, output) + [
+        f"data.clips={clips}",
         "train.epochs=3",
         "train.max_steps_per_epoch=5",
         "train.save_every=1",
@@ -33,8 +32,8 @@ def _run(root: Path, output: Path, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finished_run(synth_root, tmp_path_factory) -> Path:
-    return _run(synth_root, tmp_path_factory.mktemp("ft") / "run")
+def finished_run(shrink, synth_root, driver_clips, tmp_path_factory) -> Path:
+    return _run(shrink, synth_root, driver_clips, tmp_path_factory.mktemp("ft") / "run")
 
 
 def test_loss_falls_and_outputs_are_complete(finished_run):
@@ -47,7 +46,7 @@ def test_loss_falls_and_outputs_are_complete(finished_run):
     log = pd.read_csv(out / "metrics.csv")
     train = log[log["split"] == "train"]["loss"].to_numpy()
     assert len(train) == 15  # 3 epochs x 5 steps, one row per step
-    assert train[-5:].mean() < train[:5].mean() - 0.05, f"loss did not fall: {train}"
+    assert train[-5:].mean() < train[:5].mean() - 0.1, f"loss did not fall: {train}"
     summary = read_json(out / "metrics.json")
     assert summary["finished"] and summary["num_updates"] == 15
     val = summary["val"]
@@ -70,16 +69,16 @@ def test_exported_folder_matches_the_deepspeed_checkpoint(finished_run):
         assert model(x).shape == (2, 16)
 
 
-def test_finished_run_is_skipped(finished_run, synth_root):
+def test_finished_run_is_skipped(shrink, finished_run, synth_root, driver_clips):
     stamp = (finished_run / "metrics.json").stat().st_mtime_ns
-    _run(synth_root, finished_run)
+    _run(shrink, synth_root, driver_clips, finished_run)
     assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(finished_run, synth_root):
+def test_interrupted_run_resumes_from_its_checkpoint(shrink, finished_run, synth_root, driver_clips):
     """Drop the finished marker (as if killed after epoch 3), ask for 4 epochs: only epoch 4 runs."""
     (finished_run / "metrics.json").unlink()
-    _run(synth_root, finished_run, "train.epochs=4")
+    _run(shrink, synth_root, driver_clips, finished_run, "train.epochs=4")
     summary = read_json(finished_run / "metrics.json")
     assert summary["num_updates"] == 20  # 15 restored + 5 new optimizer steps
     log = pd.read_csv(finished_run / "metrics.csv")

@@ -117,6 +117,9 @@ class TrainSection:
     max_steps_per_epoch: int = 0
     """Stop an epoch after this many optimizer steps (0 = full epoch); for smoke runs and benchmarks."""
     seed: int = 0
+    torch_threads: int = 0
+    """CPU threads of this process for torch ops (0 = torch's default). 1 is fastest for the tiny
+    CPU configs on a busy 2-core machine, where two spinning OpenMP threads slow each other down."""
     log_every: int = 10
     """Write a train row to metrics.csv / TensorBoard every N optimizer steps."""
 

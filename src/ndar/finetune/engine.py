@@ -447,6 +447,8 @@ def run(cfg: FinetuneConfig) -> Path:
     if dist.is_main:
         setup_logging(cfg.output / "finetune.log")
     seed_everything(cfg.train.seed + dist.rank)
+    if cfg.train.torch_threads > 0:
+        torch.set_num_threads(cfg.train.torch_threads)
     model, spec = build_model(cfg)
     load_pretrained(model, cfg, dist)
     train_set, val_set, samples = build_datasets(cfg, spec)
