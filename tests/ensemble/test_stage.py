@@ -34,8 +34,8 @@ def test_run_writes_validated_submission_and_reports(bench, first_run):
     table = pd.read_csv(run_dir / "report.csv")
     assert {"src0", "src1", "src2", "stacker", "segment fusion", "ensemble"} <= set(table["name"])
     ensemble = table[table["name"] == "ensemble"].iloc[0]
-    assert ensemble["oof_mOS"] == pytest.approx(result["oof_mOS"])
-    assert ensemble["test_mOS"] == pytest.approx(result["test_mOS"])  # A2_ground_truth.txt was found
+    assert ensemble["oof_mOS"] == pytest.approx(result["oof_mOS"], abs=1e-6)
+    assert ensemble["test_mOS"] == pytest.approx(result["test_mOS"], abs=1e-6)  # A2_ground_truth.txt found
     singles = table[(table["kind"] == "head")]["oof_mOS"]
     assert result["oof_mOS"] > singles.max()  # the tuned ensemble beats every single source on OOF
     html = (run_dir / "report.html").read_text()
