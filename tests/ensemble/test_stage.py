@@ -64,13 +64,22 @@ def test_cli_with_overrides(bench, tiny_config, tmp_path, capsys):
     from ndar.config import save_config
 
     save_config(cfg, config)
-    code = cli_main(
-        ["ensemble", "--config", str(config), "run_name=cli", "fusion.stacker=false", "fusion.segment=false"]
-    )
-    assert code == 0
+    args = [
+        "ensemble",
+        "--config",
+        str(config),
+        "run_name=cli",
+        "fusion.stacker=false",
+        "fusion.segment=false",
+        "priors.class_thresholds={3: 0.2}",
+    ]
+    assert cli_main(args) == 0
     out = capsys.readouterr().out
     assert "OOF mOS" in out and str(tmp_path / "cli" / "submission.txt") in out
     table = pd.read_csv(tmp_path / "cli" / "report.csv")
+    stamp = (tmp_path / "cli" / "submission.txt").stat().st_mtime_ns
+    assert cli_main(args) == 0  # same config (int-keyed mapping included): finished run skipped
+    assert (tmp_path / "cli" / "submission.txt").stat().st_mtime_ns == stamp
     assert "stacker" not in set(table["name"])
 
 

@@ -64,3 +64,27 @@ def test_stacker_oof_is_leave_driver_out(bench):
 
     assert accuracy(in_sample) > 0.8
     assert accuracy(stack_oof) < 0.4
+
+
+def test_per_class_weights_are_tuned_and_used(bench):
+    oof = {name: splits["oof"] for name, splits in bench.sources.items()}
+    small = dict(
+        rounds=1,
+        weight_grid=[0.0, 1.0],
+        threshold_grid=[0.3],
+        smooth_grid=[1],
+        merge_gap_grid=[2.0],
+        min_dur_grid=[1.0],
+        max_dur_grid=[30.0],
+        per_class_thresholds=False,
+        tune_reassign=False,
+    )
+    base, base_history = tune(oof, None, bench.oof_truth, EnsembleParams(), TuningConfig(**small), seed=0)
+    tuned, history = tune(
+        oof, None, bench.oof_truth, EnsembleParams(), TuningConfig(**small, per_class_weights=True), seed=0
+    )
+    assert tuned.class_weights  # some source was switched off for some class
+    assert history[-1]["mOS"] >= base_history[-1]["mOS"]
+    name, weights = next(iter(tuned.class_weights.items()))
+    label, value = next(iter(weights.items()))
+    assert tuned.weight_vector(name)[label] == value

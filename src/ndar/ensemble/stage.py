@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -297,7 +298,8 @@ def run(cfg: EnsembleConfig) -> dict:
     """Fuse, tune, predict A2, write and validate the submission, write the reports; returns metrics."""
     run_dir = Path(cfg.out_dir) / cfg.run_name
     done_path = run_dir / "done.json"
-    if done_path.is_file() and read_json(done_path).get("config") == to_dict(cfg):
+    resolved = json.loads(json.dumps(to_dict(cfg), default=str))  # as done.json stores it
+    if done_path.is_file() and read_json(done_path).get("config") == resolved:
         log.info("ensemble %s already complete: %s", cfg.run_name, run_dir)
         return read_json(done_path)["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +360,7 @@ def run(cfg: EnsembleConfig) -> dict:
         "timings": timings,
     }
     write_json(run_dir / "metrics.json", result)
-    write_json(done_path, {"config": to_dict(cfg), "result": result})
+    write_json(done_path, {"config": resolved, "result": result})
     log.info(
         "ensemble %s: OOF mOS %.4f, test mOS %s -> %s",
         cfg.run_name,
