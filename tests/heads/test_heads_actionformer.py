@@ -169,3 +169,14 @@ def test_same_seed_same_model_and_resume_is_exact(tmp_path):
     b = resumed.predict(videos[:1])[videos[0].key]
     np.testing.assert_array_equal(a.curve, b.curve)
     assert a.segments == b.segments
+
+
+def test_segments_to_curve_keeps_best_score_per_second():
+    from ndar.heads.actionformer.head import segments_to_curve
+
+    segs = np.array([[0.5, 2.2], [1.0, 3.0], [4.0, 9.0]])
+    curve = segments_to_curve(segs, np.array([0.6, 0.3, 0.9]), np.array([2, 2, 5]), num_sec=6)
+    assert curve.shape == (6, 16)
+    np.testing.assert_allclose(curve[:, 2], [0.6, 0.6, 0.6, 0.0, 0.0, 0.0])  # 0.3 never beats 0.6
+    np.testing.assert_allclose(curve[:, 5], [0, 0, 0, 0, 0.9, 0.9])  # clipped to the 6 seconds
+    np.testing.assert_allclose(curve[:, 0], [0.4, 0.4, 0.4, 1.0, 0.1, 0.1], rtol=1e-6)
