@@ -55,6 +55,7 @@ def make_tiny_config(bench: Bench, out: Path, **changes) -> EnsembleConfig:
             max_dur_grid=[30.0],
             per_class_thresholds=False,
             tune_reassign=False,
+            tune_fill=False,
             single_source_rounds=1,
         ),
         report_timelines=2,

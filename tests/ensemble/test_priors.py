@@ -132,3 +132,17 @@ def test_all_rules_together_integer_and_disjoint():
         assert a <= b <= c <= d and float(a).is_integer() and float(d).is_integer()
     with pytest.raises(ValueError, match="expected"):
         curve_to_segments(np.zeros((5, 3)), PriorParams())
+
+
+def test_fill_missing_classes_with_their_best_window():
+    curve = background()
+    curve[:, 0] = 0.5
+    curve[10:20, 4] = 0.9  # found by the threshold
+    curve[30:36, 7] = 0.12  # never passes 0.3, but is the most probable place for class 7
+    curve[50:52, 9] = 0.04  # too improbable to guess
+    params = PriorParams(
+        **{**PLAIN, "threshold": 0.3, "fill_missing": True, "fill_len": 6.0, "fill_min": 0.05}
+    )
+    assert spans(curve_to_segments(curve, params)) == [(4, 10, 20), (7, 30, 36)]
+    off = PriorParams(**{**PLAIN, "threshold": 0.3})
+    assert spans(curve_to_segments(curve, off)) == [(4, 10, 20)]

@@ -72,6 +72,7 @@ def test_cli_with_overrides(bench, tiny_config, tmp_path, capsys):
         "fusion.stacker=false",
         "fusion.segment=false",
         "priors.class_thresholds={3: 0.2}",
+        "tuning.tune_single_sources=false",
     ]
     assert cli_main(args) == 0
     out = capsys.readouterr().out

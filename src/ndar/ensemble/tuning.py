@@ -54,6 +54,12 @@ class TuningConfig:
     """also tune source weights per class (many more evaluations)"""
     tune_reassign: bool = True
     """also try reassigning leftover pieces to missing classes"""
+    tune_fill: bool = True
+    """also try filling classes that are still missing (fill_missing, fill_min, fill_len)"""
+    fill_min_grid: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2])
+    """minimum mean probabilities tried for filled-in segments"""
+    fill_len_grid: list[float] = field(default_factory=lambda: [4.0, 8.0, 12.0])
+    """lengths tried for filled-in segments (seconds)"""
     tune_single_sources: bool = True
     """tune the priors of every single source too, for a fair side-by-side report"""
     single_source_rounds: int = 1
@@ -194,6 +200,20 @@ def _coordinates(sources: list[str], has_segments: bool, cfg: TuningConfig) -> l
                 lambda p, v: setattr(p.priors, "reassign", v),
             )
         )
+    if cfg.tune_fill:
+        for attr, grid in (
+            ("fill_missing", [False, True]),
+            ("fill_min", cfg.fill_min_grid),
+            ("fill_len", cfg.fill_len_grid),
+        ):
+            coords.append(
+                _Coordinate(
+                    attr,
+                    grid,
+                    lambda p, a=attr: getattr(p.priors, a),
+                    lambda p, v, a=attr: setattr(p.priors, a, v),
+                )
+            )
     if cfg.per_class_thresholds:
         for label in SCORED_CLASSES:
             coords.append(

@@ -10,6 +10,10 @@ Every class occurs exactly once per video, activities last from about 1 s to 30 
 5. `one_per_class`: the piece with the largest mass is kept per class; with `reassign`, a leftover
    piece goes to the missing class (no piece of its own) with the highest mean probability over the
    leftover's span, if that mean is >= `reassign_min`;
+5b. `fill_missing`: a class still without a segment (every class occurs once per video) gets the
+   `fill_len`-second window where its probability mass is largest, if the window's mean
+   probability is >= `fill_min` (a wrong guess costs one more in the mOS denominator, a right one
+   scores its overlap, so the tuner decides whether and how boldly to guess);
 6. `resolve_overlaps`: segments taken by decreasing score; a segment overlapping an already kept
    one is cut to its longest non-overlapping part, and dropped if that is shorter than `min_dur`;
 7. `integer_seconds`: boundaries rounded to whole seconds (halves up), as the writer does, so that
@@ -56,6 +60,12 @@ class PriorParams:
     """give leftover pieces to missing classes"""
     reassign_min: float = 0.1
     """minimum mean probability of the missing class over a leftover piece"""
+    fill_missing: bool = False
+    """give each class still missing its best window of `fill_len` seconds"""
+    fill_len: float = 8.0
+    """length (seconds) of a filled-in segment"""
+    fill_min: float = 0.05
+    """minimum mean probability of the class over the filled-in window"""
     resolve_overlaps: bool = True
     """cut lower-scored segments where they overlap higher-scored ones"""
     integer_seconds: bool = True
@@ -175,7 +185,23 @@ def candidates_from_curve(curve: np.ndarray, params: PriorParams) -> tuple[np.nd
         chosen = keep_one_per_class(smoothed, pieces, params)
     else:
         chosen = [(label, float(a), float(b)) for label, ps in pieces.items() for a, b in ps]
+    if params.fill_missing:
+        chosen += fill_missing_classes(smoothed, {label for label, _, _ in chosen}, params)
     return smoothed, chosen
+
+
+def fill_missing_classes(smoothed: np.ndarray, present: set[int], params: PriorParams) -> list:
+    """Rule 5b: [(label, start, end)] for the classes not in `present` whose best window is probable enough."""
+    length = max(1, min(int(round(params.fill_len)), len(smoothed)))
+    out = []
+    for label in SCORED_CLASSES:
+        if label in present:
+            continue
+        sums = np.convolve(smoothed[:, label], np.ones(length), mode="valid")  # (S - length + 1,)
+        start = int(np.argmax(sums))
+        if sums[start] / length >= params.fill_min:
+            out.append((label, float(start), float(start + length)))
+    return out
 
 
 def curve_to_segments(curve: np.ndarray, params: PriorParams) -> list[Segment]:
