@@ -69,7 +69,7 @@ def run_notebook(
     folder = Path(out) / notebook.stem
     folder.mkdir(parents=True, exist_ok=True)
     params = dict(parameters or {})
-    declared = papermill.inspect_notebook(str(notebook))
+    declared = inspect_parameters(notebook)
     if "out_dir" in declared and "out_dir" not in params:
         params["out_dir"] = str(folder.resolve())
     unknown = sorted(set(params) - set(declared))
@@ -97,7 +97,23 @@ def main(args: argparse.Namespace) -> int:
         log.error("no notebooks given and none found in notebooks/")
         return 2
     parameters = parse_parameters(args.parameter)
+    declared = {nb: set(inspect_parameters(nb)) for nb in notebooks}
+    unused = sorted(set(parameters) - set().union(*declared.values()))
+    if unused:
+        log.error("parameter(s) %s are declared by none of %s", unused, notebooks)
+        return 2
     for notebook in notebooks:
-        executed = run_notebook(notebook, args.out, parameters, args.kernel, args.timeout)
+        # several notebooks share one command line: each gets the parameters it declares
+        mine = {k: v for k, v in parameters.items() if k in declared[notebook]}
+        executed = run_notebook(notebook, args.out, mine, args.kernel, args.timeout)
         print(executed)
     return 0
+
+
+def inspect_parameters(notebook: str | Path) -> dict:
+    """The parameters a notebook declares in its `parameters` cell (name -> papermill's description)."""
+    import papermill
+
+    if not Path(notebook).is_file():
+        raise FileNotFoundError(f"notebook not found: {notebook}")
+    return papermill.inspect_notebook(str(notebook))

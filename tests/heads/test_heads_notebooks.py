@@ -61,3 +61,12 @@ def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_p
     for png in ("losses.png", "per_class_ap.png", "timelines.png"):
         assert (folder / png).stat().st_size > 0
     assert (folder / "run" / "oof" / "curves.npz").is_file()
+
+
+def test_command_refuses_a_parameter_no_notebook_declares(tmp_path):
+    from ndar.cli import main as cli_main
+
+    assert (
+        cli_main(["notebooks", "--notebook", str(NOTEBOOK), "--out", str(tmp_path), "-p", "bogus", "1"]) == 2
+    )
+    assert not (tmp_path / "20_actionformer").exists()
