@@ -65,3 +65,15 @@ def test_segment_fusion_source_weights_and_min_iou():
     assert fused["start"].iloc[0] == pytest.approx((0 * 3 + 8 * 1) / 4)
     apart = fuse_segments({"a": a, "b": b}, min_iou=0.5)  # tIoU 2/18 < 0.5
     assert len(apart) == 2
+
+
+def test_confusion_per_second_hand_example():
+    from ndar.ensemble.report import confusion_per_second
+
+    truth = {"k": [(1, 0.0, 4.0), (2, 6.0, 8.0)]}
+    pred = {"k": [(1, 1.0, 4.0), (3, 6.0, 7.0)]}
+    matrix = confusion_per_second(pred, truth)
+    assert matrix.sum() == 8  # seconds 0..7
+    assert matrix[1, 1] == 3 and matrix[1, 0] == 1  # second 0 of class 1 missed
+    assert matrix[2, 3] == 1 and matrix[2, 0] == 1
+    assert matrix[0, 0] == 2  # seconds 4 and 5

@@ -66,5 +66,5 @@ class EnsembleConfig:
     """the search"""
     seed: int = 0
     """seed of the stacker and of the tuner's parameter order"""
-    report_timelines: int = 12
-    """at most this many videos get a timeline plot in report.html (0 = none)"""
+    report_timelines: int = 32
+    """at most this many videos get a timeline plot in report.html, A2 first (the real A2 has 30; 0 = none)"""
