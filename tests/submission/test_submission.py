@@ -103,3 +103,10 @@ def test_score_and_validate_cli(tmp_path, capsys):
     assert "pred.txt:1" in capsys.readouterr().err
     assert cli_main(["validate-submission", str(gt)]) == 0
     assert cli_main(["validate-submission", str(pred)]) == 1
+
+
+def test_validator_reports_unreadable_video_id_file(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text("1 1 0 5\n")
+    problems = validate_submission(path, video_ids=tmp_path / "missing.csv")
+    assert len(problems) == 1 and "missing.csv" in problems[0] and "cannot read" in problems[0]

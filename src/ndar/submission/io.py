@@ -142,8 +142,12 @@ def validate_submission(path: str | Path, video_ids: str | Path | Iterable[int] 
         lines = _lines(path)
     except ValueError as err:
         return [str(err)]
-    known = _known_ids(video_ids)
     problems: list[str] = []
+    try:
+        known = _known_ids(video_ids)
+    except ValueError as err:  # an unreadable video id file is a problem to report, not a crash
+        problems.append(f"video id list {video_ids}: {err}".replace("\n", " | "))
+        known = None
     seen: dict[tuple, int] = {}
     for number, text in enumerate(lines, start=1):
         if not text.strip():
