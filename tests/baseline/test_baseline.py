@@ -76,3 +76,14 @@ def test_per_second_features_average_each_second():
 def test_labels_per_second_use_segment_centres():
     session = SessionRecord("12345", 1, "A1", segments=[Segment(0, 0, 2), Segment(4, 2, 5), Segment(0, 5, 7)])
     assert labels_per_second(session, 7).tolist() == [0, 0, 4, 4, 4, 0, 0]
+
+
+def test_view_groups_for_late_and_early_fusion():
+    from ndar.baseline.run import group_features, view_groups
+
+    assert view_groups(BaselineConfig(views=["rear", "dashboard"])) == [["rear"], ["dashboard"]]
+    assert view_groups(BaselineConfig(views=["rear", "dashboard"], fusion="early")) == [["rear", "dashboard"]]
+    with pytest.raises(ValueError, match="fusion"):
+        view_groups(BaselineConfig(fusion="middle"))
+    per_view = {"rear": np.ones((5, 3)), "dashboard": np.zeros((5, 2))}
+    assert group_features(per_view, ["rear", "dashboard"], 1).shape == (5, 10)

@@ -16,6 +16,9 @@ class BaselineConfig:
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     thumb_width: int = 16  # grey thumbnail size the frames are shrunk to
     thumb_height: int = 12
+    fusion: str = (
+        "late"  # "late": one classifier per view, probabilities averaged; "early": features concatenated
+    )
     context_s: int = 2  # also give each second the mean features of +-context_s seconds around it
     normalise_per_video: bool = True  # subtract each video's mean thumbnail (camera / driver offsets)
     classifier: str = "logreg"  # "logreg" or "random_forest"

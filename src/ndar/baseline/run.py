@@ -26,9 +26,9 @@ from ndar.utils.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 
-def session_features(session: SessionRecord, cfg: BaselineConfig) -> np.ndarray:
-    """(S, D) features of one session: the chosen views side by side, cut to the shortest view."""
-    parts = []
+def session_features(session: SessionRecord, cfg: BaselineConfig) -> dict[str, np.ndarray]:
+    """{view: (S, D)} per-second features of one session's chosen views, cut to the shortest view."""
+    parts = {}
     for view in cfg.views:
         record = session.views.get(view)
         if record is None:
@@ -36,12 +36,26 @@ def session_features(session: SessionRecord, cfg: BaselineConfig) -> np.ndarray:
                 f"session {session.key} ({session.split}) has no {view!r} video; views: {sorted(session.views)}"
             )
         frames, fps = read_grey_thumbnails(record.path, cfg.thumb_width, cfg.thumb_height)
-        parts.append(per_second_features(frames, fps, cfg.normalise_per_video))
-    seconds = min(len(p) for p in parts)
-    return add_context(np.concatenate([p[:seconds] for p in parts], axis=1), cfg.context_s)
+        parts[view] = per_second_features(frames, fps, cfg.normalise_per_video)
+    seconds = min(len(p) for p in parts.values())
+    return {view: p[:seconds] for view, p in parts.items()}
 
 
-def _features_of(sessions: list[SessionRecord], cfg: BaselineConfig) -> dict[str, np.ndarray]:
+def view_groups(cfg: BaselineConfig) -> list[list[str]]:
+    """Late fusion: one classifier per view; early fusion: one classifier on all views side by side."""
+    if cfg.fusion == "late":
+        return [[view] for view in cfg.views]
+    if cfg.fusion == "early":
+        return [list(cfg.views)]
+    raise ValueError(f"baseline: fusion must be 'late' or 'early', got {cfg.fusion!r}")
+
+
+def group_features(per_view: dict[str, np.ndarray], group: list[str], context: int) -> np.ndarray:
+    """(S, D) the group's views concatenated, with the +-context mean appended."""
+    return add_context(np.concatenate([per_view[v] for v in group], axis=1), context)
+
+
+def _features_of(sessions: list[SessionRecord], cfg: BaselineConfig) -> dict[str, dict[str, np.ndarray]]:
     """Features of every session, `cfg.workers` processes in parallel (order-independent results)."""
     keys = [s.key for s in sessions]
     if cfg.workers <= 1 or len(sessions) < 2:
@@ -128,27 +142,29 @@ def run(cfg: BaselineConfig) -> dict:
     train_sessions = _load(Path(cfg.data_root), "A1")
     test_sessions = _load(Path(cfg.data_root), "A2")
     all_feats = _features_of(train_sessions + test_sessions, cfg)
-    train_x = [all_feats[s.key] for s in train_sessions]
-    train_y = [labels_per_second(s, len(all_feats[s.key])) for s in train_sessions]
-    test_feats = {s.key: all_feats[s.key] for s in test_sessions}
+    train_y = [labels_per_second(s, len(next(iter(all_feats[s.key].values())))) for s in train_sessions]
     timings["features_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model = make_classifier(cfg)
-    # One BLAS thread: on a small, busy CPU, threaded BLAS made this fit 10x slower (docs/baseline.md).
+    curves = {s.key: 0.0 for s in test_sessions}
+    groups = view_groups(cfg)
+    # One BLAS thread: on a small, busy CPU, threaded BLAS made the fit 10x slower (docs/baseline.md).
     with threadpool_limits(limits=1):
-        model.fit(np.concatenate(train_x), np.concatenate(train_y))
-    timings["fit_s"] = time.perf_counter() - start
+        for group in groups:
+            model = make_classifier(cfg)
+            train_x = [group_features(all_feats[s.key], group, cfg.context_s) for s in train_sessions]
+            model.fit(np.concatenate(train_x), np.concatenate(train_y))
+            for s in test_sessions:
+                test_x = group_features(all_feats[s.key], group, cfg.context_s)
+                curves[s.key] = curves[s.key] + full_curve(model, test_x) / len(groups)  # late fusion: mean
+    timings["fit_predict_s"] = time.perf_counter() - start
 
-    rows, curves = [], {}
+    rows = []
     for session in test_sessions:
         if session.video_id is None:
             raise ValueError(f"A2 session {session.key} has no video id (is it listed in A2/video_ids.csv?)")
-        with threadpool_limits(limits=1):
-            curve = full_curve(model, test_feats[session.key])
-        curves[session.key] = curve
         for label, seg_start, seg_end, _score in one_segment_per_class(
-            curve, cfg.threshold, cfg.smooth, cfg.min_len
+            curves[session.key], cfg.threshold, cfg.smooth, cfg.min_len
         ):
             rows.append((session.video_id, label, seg_start, seg_end))
     submission = write_submission(out / "submission.txt", rows)
@@ -166,7 +182,11 @@ def run(cfg: BaselineConfig) -> dict:
         truth_rows = read_submission(gt_path)
         metrics["a2_second_accuracy"] = _second_accuracy(truth_rows, test_sessions, curves)
         log.info(
-            "baseline: mOS %.4f on %d A2 sessions (%s)", result.mos, len(test_sessions), "+".join(cfg.views)
+            "baseline: mOS %.4f on %d A2 sessions (%s, %s fusion)",
+            result.mos,
+            len(test_sessions),
+            "+".join(cfg.views),
+            cfg.fusion,
         )
     else:
         log.warning("baseline: no ground truth at %s; submission written unscored", gt_path)
