@@ -81,3 +81,14 @@ def test_every_command_module_exposes_the_contract():
 def test_python_dash_m_works():
     out = subprocess.run([sys.executable, "-m", "ndar", "--help"], capture_output=True, text=True, check=True)
     assert "synth" in out.stdout
+
+
+def test_atomic_write_gives_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
