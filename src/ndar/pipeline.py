@@ -37,7 +37,7 @@ class SynthSection:
     drivers: int = 8  # A1 (labelled) drivers, two sessions each
     test_drivers: int = 2  # A2 (test) drivers
     seed: int = 0
-    fps: float = 15.0
+    fps: float = 10.0
     size: str = "160x120"  # WxH
     time_scale: float = 0.25  # compress the real timelines (about 8 min) by this factor
 
