@@ -309,7 +309,8 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
         clips += x.shape[0]
         lr = max(group["lr"] for group in engine.optimizer.param_groups)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
-        if engine.global_steps % cfg.train.log_every == 0 and engine.is_gradient_accumulation_boundary():
+        update_done = (micro + 1) % cfg.train.grad_accum == 0
+        if update_done and engine.global_steps % cfg.train.log_every == 0:
             runlog.add(
                 engine.global_steps, {"split": "train", "epoch": epoch + 1, "loss": losses[-1], "lr": lr}
             )
