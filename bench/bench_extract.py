@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--base-seconds", type=float, default=6)
     parser.add_argument("--ra-windows", type=int, default=30)
     parser.add_argument("--skip-long", action="store_true")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak RSS runs")
     parser.add_argument("--decode-path-only", action="store_true", help="only the no-model decode comparison")
     args = parser.parse_args()
     if args.rss_child:
@@ -246,6 +247,13 @@ def main() -> None:
     report: dict = {"machine": f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}"}
     report["load_avg_start"] = os.getloadavg()
     short = make_video(OUT / f"video_{int(args.short_seconds)}s.mp4", args.short_seconds)
+    if args.rss_only:
+        report["rss_short"] = peak_rss(short)
+        report["rss_long"] = peak_rss(
+            make_video(OUT / f"video_{int(args.long_seconds)}s.mp4", args.long_seconds)
+        )
+        print(json.dumps(report, indent=2))
+        return
     report["decode_path"] = decode_path(short, "base", [16, 4], args.ra_windows)
     if args.decode_path_only:
         print(json.dumps(report, indent=2))

