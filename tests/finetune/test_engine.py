@@ -84,3 +84,19 @@ def test_interrupted_run_resumes_from_its_checkpoint(shrink, finished_run, synth
     log = pd.read_csv(finished_run / "metrics.csv")
     assert sorted(log[log["split"] == "train_epoch"]["epoch"]) == [1, 2, 3, 4]
     assert (finished_run / "checkpoints" / "latest").read_text().strip() == "epoch004"
+
+
+def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driver_clips, tmp_path):
+    """With ZeRO-1 in bf16 the module holds bf16 copies; the export must be the fp32 master."""
+    from safetensors.torch import load_file
+
+    out = _run(
+        shrink, synth_root, driver_clips, tmp_path / "bf16", "train.epochs=1", "train.max_steps_per_epoch=2",
+        "train.precision=bf16", "train.zero_stage=1",
+    )  # fmt: skip
+    assert read_json(out / "deepspeed_config.json")["bf16"]["enabled"] is True
+    assert list((out / "checkpoints" / "epoch001").glob("*optim_states.pt"))
+    weights = load_file(str(out / "model.safetensors"))
+    fc1 = weights["blocks.0.mlp.fc1.weight"]
+    assert fc1.dtype == torch.float32
+    assert not torch.equal(fc1, fc1.to(torch.bfloat16).float()), "exported weights are only bf16-precise"
