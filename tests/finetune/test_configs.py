@@ -26,6 +26,11 @@ REAL = {
     "hybrid_vitl": "videomae_vit_large",
     "ego_vitl": "videomae_vit_large",
 }
+CHECKPOINTS = {
+    "k400_vith": "vit_h_k400_videomae.pth",
+    "hybrid_vitl": "vit_l_hybrid_k700_internvideo.pth",
+    "ego_vitl": "vit_l_ego4d_verb.pth",
+}
 SHRINK = [
     "model.backbone=videomae_vit_tiny",
     "model.overrides={depth: 2, embed_dim: 32, num_heads: 2}",
@@ -35,7 +40,12 @@ SHRINK = [
 ]
 
 
-def test_every_track_has_a_real_and_a_tiny_config():
+def test_every_track_has_a_real_and_a_tiny_config_and_a_script():
+    readme = (ROOT / "weights" / "README.md").read_text()
+    for track, checkpoint in CHECKPOINTS.items():
+        script = (ROOT / "shell" / f"Track3_finetune_{track}.sh").read_text()
+        assert f"configs/finetune/{track}.yaml" in script and checkpoint in script and checkpoint in readme
+        assert "set -euo pipefail" in script and "optim." not in script and "train." not in script
     names = {p.relative_to(ROOT / "configs" / "finetune").as_posix() for p in CONFIGS}
     for track in REAL:
         assert f"{track}.yaml" in names and f"tiny/{track}.yaml" in names
@@ -51,9 +61,7 @@ def test_shipped_config_loads_and_validates(path):
         assert cfg.train.precision == "fp32" and cfg.data.cache
     else:
         assert cfg.model.backbone == REAL[track]
-        assert cfg.model.pretrained is not None and track.split("_")[0] in str(cfg.model.pretrained).replace(
-            "vit_h_k400", "k400"
-        ).replace("vit_l_", "")
+        assert str(cfg.model.pretrained) == f"weights/pretrained/{CHECKPOINTS[track]}"  # weights/README.md
         assert cfg.train.precision in ("bf16", "fp16") and cfg.train.zero_stage >= 1
         assert cfg.optim.warmup_epochs == 5 and 0.7 <= cfg.optim.layer_decay <= 0.85
         assert cfg.model.num_frames == 16 and cfg.model.img_size == 224
