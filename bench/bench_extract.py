@@ -238,6 +238,9 @@ def main() -> None:
     parser.add_argument("--ra-windows", type=int, default=30)
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--rss-only", action="store_true", help="only the peak RSS runs")
+    parser.add_argument(
+        "--tiny-only", action="store_true", help="only the tiny backbone and decode-path runs"
+    )
     parser.add_argument("--decode-path-only", action="store_true", help="only the no-model decode comparison")
     args = parser.parse_args()
     if args.rss_child:
@@ -259,6 +262,10 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     report["tiny"] = bench_backbone(short, "tiny", [16, 4], args.ra_windows, model_windows=16)
+    if args.tiny_only:
+        report["load_avg_end"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+        return
     base_clip = make_video(OUT / f"video_{int(args.base_seconds)}s.mp4", args.base_seconds)
     report["base"] = bench_backbone(base_clip, "base", [16], ra_windows=4, model_windows=4)
     report["rss_short"] = peak_rss(short)
