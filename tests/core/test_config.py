@@ -52,3 +52,10 @@ def test_save_config_round_trip(tmp_path):
     path = save_config(cfg, tmp_path / "resolved.yaml")
     assert yaml.safe_load(path.read_text())["train"]["epochs"] == 5
     assert load_config(Cfg, path) == cfg
+
+
+def test_yaml_exponent_without_dot_is_a_float():
+    cfg = load_config(Cfg, None, ["train.lr=1e-3"])
+    assert cfg.train.lr == 0.001
+    with pytest.raises(ConfigError, match="train.lr: expected a number"):
+        load_config(Cfg, None, ["train.lr=fast"])
