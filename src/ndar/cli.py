@@ -14,16 +14,25 @@ import sys
 # command -> (module, one-line help). Order is the pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("ndar.synth.cli", "write the synthetic dataset (official layout, H.264 videos, label CSVs)"),
-    "check-data": ("ndar.data.cli", "parse a dataset root and report every problem with file, row and reason"),
+    "check-data": (
+        "ndar.data.cli",
+        "parse a dataset root and report every problem with file, row and reason",
+    ),
     "prepare": ("ndar.data.prepare", "index videos, build clip samples and k-fold splits by driver"),
     "baseline": ("ndar.baseline.cli", "train the simple per-window baseline and write a scored submission"),
     "finetune": ("ndar.finetune.cli", "fine-tune a VideoMAE-style ViT on clips of one view (DeepSpeed)"),
     "extract": ("ndar.extract.cli", "stream videos once and save features + probabilities of every backbone"),
     "heads": ("ndar.heads.cli", "train / predict the temporal heads (TIM, ActionFormer) per fold"),
-    "ensemble": ("ndar.ensemble.cli", "fuse heads and feature sets, tune post-processing on OOF mOS, write the submission"),
+    "ensemble": (
+        "ndar.ensemble.cli",
+        "fuse heads and feature sets, tune post-processing on OOF mOS, write the submission",
+    ),
     "notebooks": ("ndar.notebooks", "execute the parameterised notebooks with papermill"),
     "score": ("ndar.metrics.cli", "score a submission against ground truth with the official mOS"),
-    "validate-submission": ("ndar.submission.cli", "check a submission file's format, ids, classes and times"),
+    "validate-submission": (
+        "ndar.submission.cli",
+        "check a submission file's format, ids, classes and times",
+    ),
     "run": ("ndar.pipeline", "the main job: every stage from raw videos to a scored submission"),
 }
 

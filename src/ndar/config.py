@@ -138,7 +138,9 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> T:
     """Load `cls` from a YAML file (optional) and apply dotted overrides such as `train.epochs=3`."""
     data: dict[str, Any] = {}
     where = "config"

@@ -74,8 +74,8 @@ def test_every_command_module_exposes_the_contract():
 
     for name, (module, _) in COMMANDS.items():
         mod = importlib.import_module(module)
-        assert callable(getattr(mod, "add_arguments")), name
-        assert callable(getattr(mod, "main")), name
+        assert callable(mod.add_arguments), name
+        assert callable(mod.main), name
 
 
 def test_python_dash_m_works():
