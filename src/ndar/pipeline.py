@@ -110,8 +110,21 @@ def run_stage(stage: Stage, nproc: int = 1) -> float:
     return seconds
 
 
+# Rendezvous variables of a process group this process may belong to: a stage must not inherit
+# them (it would try to join or re-bind that group's port); torchrun sets fresh ones when needed.
+_DIST_VARS = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+
+
 def _stage_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in _DIST_VARS}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

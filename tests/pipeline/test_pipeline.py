@@ -93,3 +93,12 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     model_stamp = model.stat().st_mtime_ns
     MainJob(cfg).run()
     assert submission.stat().st_mtime_ns == stamp and model.stat().st_mtime_ns == model_stamp
+
+
+def test_stage_processes_do_not_inherit_a_process_group(monkeypatch):
+    from ndar.pipeline import _stage_env
+
+    monkeypatch.setenv("MASTER_PORT", "12345")
+    monkeypatch.setenv("RANK", "0")
+    env = _stage_env()
+    assert "MASTER_PORT" not in env and "RANK" not in env and env["PYTHONUNBUFFERED"] == "1"

@@ -9,6 +9,21 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time (pytest and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, if given, to `log_file` (appending, so resumed runs keep their history)."""
     root = logging.getLogger()
@@ -16,7 +31,7 @@ def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO)
     for handler in list(root.handlers):
         if getattr(handler, "_ndar", False):
             root.removeHandler(handler)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [_StderrHandler()]
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
