@@ -154,6 +154,11 @@ class _Coordinate:
     set: Callable[[EnsembleParams, object], None]
 
 
+def _prior_coordinate(attr: str, grid) -> _Coordinate:
+    """A coordinate over one field of the post-processing priors."""
+    return _Coordinate(attr, grid, lambda p: getattr(p.priors, attr), lambda p, v: setattr(p.priors, attr, v))
+
+
 def _coordinates(sources: list[str], has_segments: bool, cfg: TuningConfig) -> list[_Coordinate]:
     coords = []
 
@@ -176,44 +181,22 @@ def _coordinates(sources: list[str], has_segments: bool, cfg: TuningConfig) -> l
                 lambda p, v: setattr(p, "segment_weight", float(v)),
             )
         )
-    for attr, grid in (
+    prior_grids = [
         ("smooth", cfg.smooth_grid),
         ("threshold", cfg.threshold_grid),
         ("merge_gap", cfg.merge_gap_grid),
         ("min_dur", cfg.min_dur_grid),
         ("max_dur", cfg.max_dur_grid),
-    ):
-        coords.append(
-            _Coordinate(
-                attr,
-                grid,
-                lambda p, a=attr: getattr(p.priors, a),
-                lambda p, v, a=attr: setattr(p.priors, a, v),
-            )
-        )
+    ]
     if cfg.tune_reassign:
-        coords.append(
-            _Coordinate(
-                "reassign",
-                [False, True],
-                lambda p: p.priors.reassign,
-                lambda p, v: setattr(p.priors, "reassign", v),
-            )
-        )
+        prior_grids.append(("reassign", [False, True]))
     if cfg.tune_fill:
-        for attr, grid in (
+        prior_grids += [
             ("fill_missing", [False, True]),
             ("fill_min", cfg.fill_min_grid),
             ("fill_len", cfg.fill_len_grid),
-        ):
-            coords.append(
-                _Coordinate(
-                    attr,
-                    grid,
-                    lambda p, a=attr: getattr(p.priors, a),
-                    lambda p, v, a=attr: setattr(p.priors, a, v),
-                )
-            )
+        ]
+    coords += [_prior_coordinate(attr, grid) for attr, grid in prior_grids]
     if cfg.per_class_thresholds:
         for label in SCORED_CLASSES:
             coords.append(
