@@ -382,4 +382,20 @@ def main(args: argparse.Namespace) -> int:
         print(f"ndar run: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
+    print(headline(summary))
     return 0
+
+
+def headline(summary: dict) -> str:
+    """The few lines a user looks for at the end of the main job."""
+    lines = [f"ndar run '{summary['run']}' finished in {summary['seconds']:.0f} s"]
+    ensemble = summary.get("ensemble") or {}
+    if "oof_mOS" in ensemble:
+        lines.append(f"  ensemble mOS: A1 out-of-fold {ensemble['oof_mOS']:.3f}")
+    if ensemble.get("test_mOS") is not None:
+        lines.append(f"  ensemble mOS: A2 {ensemble['test_mOS']:.3f}")
+    if "mOS" in (summary.get("baseline") or {}):
+        lines.append(f"  baseline mOS: A2 {summary['baseline']['mOS']:.3f}")
+    lines.append(f"  submission: {summary['submission']}")
+    lines.append(f"  report:     {summary['report']}")
+    return "\n".join(lines)

@@ -102,3 +102,20 @@ def test_stage_processes_do_not_inherit_a_process_group(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     env = _stage_env()
     assert "MASTER_PORT" not in env and "RANK" not in env and env["PYTHONUNBUFFERED"] == "1"
+
+
+def test_headline_names_scores_and_paths():
+    from ndar.pipeline import headline
+
+    text = headline(
+        {
+            "run": "r",
+            "seconds": 12.4,
+            "ensemble": {"oof_mOS": 0.5, "test_mOS": 0.25},
+            "baseline": {"mOS": 0.3},
+            "submission": "submissions/r/submission.txt",
+            "report": "submissions/r/report.html",
+        }
+    )
+    assert "A2 0.250" in text and "A1 out-of-fold 0.500" in text and "baseline mOS: A2 0.300" in text
+    assert "submissions/r/submission.txt" in text and "submissions/r/report.html" in text
