@@ -33,6 +33,9 @@ class BackboneSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     normalize: bool = True
     """False for feature extractors that skipped normalisation (pixels stay in [0, 1])."""
+    subtract_video_mean: bool = False
+    """Subtract each video's mean frame before everything else (`ndar.video.mean`): fine-tuning and
+    extraction both honour it, so a model trained on residual frames is always fed residual frames."""
     embed_dim: int = 768
     """Size of the pooled feature (B, D) that `forward_features` returns."""
 

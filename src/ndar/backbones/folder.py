@@ -21,7 +21,15 @@ from ndar.utils.io import atomic_path, read_json, write_json
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 FORMAT_VERSION = 1
-SPEC_META_KEYS = ("num_frames", "img_size", "sampling_rate", "mean", "std", "normalize")
+SPEC_META_KEYS = (
+    "num_frames",
+    "img_size",
+    "sampling_rate",
+    "mean",
+    "std",
+    "normalize",
+    "subtract_video_mean",
+)
 
 
 def save_model_folder(
@@ -64,6 +72,7 @@ def save_model_folder(
         "mean": list(spec.mean),
         "std": list(spec.std),
         "normalize": spec.normalize,
+        "subtract_video_mean": spec.subtract_video_mean,
         "embed_dim": model.embed_dim,
         "overrides": overrides,
         "format_version": FORMAT_VERSION,

@@ -29,7 +29,7 @@ from ndar.extract.outputs import feature_paths, is_complete, write_features
 from ndar.extract.stream import WindowStream
 from ndar.taxonomy import canonical_view
 from ndar.utils.io import write_json
-from ndar.video import VideoError, VideoInfo, probe
+from ndar.video import VideoError, VideoInfo, probe, video_mean_frame
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,21 @@ def decode_size(backbone: Backbone, cfg: ExtractConfig) -> tuple[int, int] | Non
     return (backbone.img_size, backbone.img_size) if cfg.resize_on_decode else None
 
 
+def mean_frames(path: Path, backbones: list[Backbone], cfg: ExtractConfig) -> list[np.ndarray | None]:
+    """The video's mean frame at each backbone's decode size, for backbones trained on residual frames."""
+    means: dict[object, np.ndarray] = {}
+    out: list[np.ndarray | None] = []
+    for backbone in backbones:
+        if not backbone.spec.subtract_video_mean:
+            out.append(None)
+            continue
+        size = decode_size(backbone, cfg)
+        if size not in means:
+            means[size] = video_mean_frame(path, size)
+        out.append(means[size])
+    return out
+
+
 def output_meta(
     job: VideoJob,
     backbone: Backbone,
@@ -196,6 +211,7 @@ def output_meta(
         "window": backbone.window.to_dict(),
         "img_size": backbone.img_size,
         "normalize": bool(spec.normalize),
+        "subtract_video_mean": bool(spec.subtract_video_mean),
         "mean": list(spec.mean),
         "std": list(spec.std),
         "resize": "decode-swscale-bilinear" if cfg.resize_on_decode else "torch-bilinear-antialias",
@@ -236,6 +252,7 @@ def extract_job(
         cfg.batch_size,
         cfg.prefetch,
         cfg.num_workers,
+        mean_frames(job.path, models, cfg),
     )
     outs: list[dict[str, list]] = [{"feats": [], "probs": [], "t0": [], "t1": []} for _ in models]
     with tqdm(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ndar.video import WindowCutter, WindowSpec, iter_frames
+from ndar.video import WindowCutter, WindowSpec, iter_frames, subtract_mean
 from ndar.video.reader import Size
 
 
@@ -42,7 +42,9 @@ _DONE = object()
 class WindowStream:
     """Iterate over `ClipBatch`es of one video; `stats` is filled once the iteration ends.
 
-    `specs[i]` and `sizes[i]` are backbone i's window rule and decode size ((H, W) or None = native).
+    `specs[i]` and `sizes[i]` are backbone i's window rule and decode size ((H, W) or None = native);
+    `means[i]`, when given and not None, is the video's mean frame at that size, subtracted from every
+    frame backbone i sees (`ndar.video.mean`).
     """
 
     def __init__(
@@ -53,9 +55,13 @@ class WindowStream:
         batch_size: int,
         prefetch: int = 4,
         threads: int = 0,
+        means: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         if len(specs) != len(sizes):
             raise ValueError(f"one decode size per window spec expected, got {len(sizes)} for {len(specs)}")
+        self.means = list(means) if means is not None else [None] * len(specs)
+        if len(self.means) != len(specs):
+            raise ValueError(f"one mean frame (or None) per window spec expected, got {len(self.means)}")
         self.path = Path(path)
         self.specs = list(specs)
         self.sizes = list(sizes)
@@ -85,7 +91,10 @@ class WindowStream:
                 self.stats.frames = frame.index + 1
                 self.stats.last_time = frame.time
                 for m, cutter in enumerate(cutters):
-                    window = cutter.push(frame.index, frame.time, frame.images[slot[m]])
+                    image = frame.images[slot[m]]
+                    if self.means[m] is not None:
+                        image = subtract_mean(image, self.means[m])
+                    window = cutter.push(frame.index, frame.time, image)
                     if window is None:
                         continue
                     pending[m].append(window)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ndar import taxonomy
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.video.mean import subtract_mean, video_mean_frame
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,19 @@ def decoded_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 
 class FrameReader:
-    """decord readers kept open per (path, size), a few at a time (each worker process has its own)."""
+    """decord readers kept open per (path, size), a few at a time (each worker process has its own).
 
-    def __init__(self, short_side: int, max_open: int = 4) -> None:
+    With `subtract_mean` every frame comes back minus its video's mean frame (`ndar.video.mean`), the
+    preprocessing a backbone with `subtract_video_mean` expects.
+    """
+
+    def __init__(self, short_side: int, max_open: int = 4, subtract_mean: bool = False) -> None:
         self.short_side = short_side
         self.max_open = max_open
+        self.subtract_mean = subtract_mean
         self._readers: OrderedDict[str, object] = OrderedDict()
         self._meta: dict[str, VideoMeta] = {}
+        self._means: dict[str, np.ndarray] = {}
 
     def _open(self, path: str):
         if path in self._readers:
@@ -88,7 +95,16 @@ class FrameReader:
             batch = reader.get_batch(unique.tolist()).asnumpy()  # (U, H, W, 3)
         except Exception as err:  # decord raises its own error types
             raise RuntimeError(f"cannot decode frames {unique[:4].tolist()}... of {path}: {err}") from err
+        if self.subtract_mean:
+            batch = subtract_mean(batch, self.mean_frame(path))
         return torch.from_numpy(batch[inverse])
+
+    def mean_frame(self, path: str) -> np.ndarray:
+        """The video's mean frame at the decoded size (computed once per path and worker)."""
+        if path not in self._means:
+            meta = self.meta(path)
+            self._means[path] = video_mean_frame(path, (meta.height, meta.width))
+        return self._means[path]
 
 
 def frame_grid(start: float, end: float, meta: VideoMeta, rate: int, max_frames: int = 0) -> np.ndarray:
@@ -132,6 +148,7 @@ class ClipDataset(Dataset):
         eval_transform: EvalClipTransform | None = None,
         num_segments: int = 1,
         cache_max_frames: int = 0,
+        subtract_mean: bool = False,
     ) -> None:
         if (train_transform is None) == (eval_transform is None):
             raise ValueError("ClipDataset needs exactly one of train_transform / eval_transform")
@@ -140,7 +157,7 @@ class ClipDataset(Dataset):
         self.train_transform, self.eval_transform = train_transform, eval_transform
         self.num_segments = num_segments
         self.cache_max_frames = cache_max_frames
-        self.reader = FrameReader(short_side)
+        self.reader = FrameReader(short_side, subtract_mean=subtract_mean)
         self.cache: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
@@ -148,7 +165,9 @@ class ClipDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["reader"] = FrameReader(self.reader.short_side)  # decord readers are not picklable
+        state["reader"] = FrameReader(  # decord readers are not picklable
+            self.reader.short_side, subtract_mean=self.reader.subtract_mean
+        )
         return state
 
     def _grid(self, index: int) -> tuple[str, np.ndarray]:

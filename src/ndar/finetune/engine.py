@@ -118,7 +118,13 @@ def build_datasets(cfg: FinetuneConfig, spec) -> tuple[ClipDataset, ClipDataset 
         a.hflip,
     )
     train = ClipDataset(
-        train_rows, spec.num_frames, spec.sampling_rate, short_side, train_tf, cache_max_frames=cache_frames
+        train_rows,
+        spec.num_frames,
+        spec.sampling_rate,
+        short_side,
+        train_tf,
+        cache_max_frames=cache_frames,
+        subtract_mean=spec.subtract_video_mean,
     )
     val = None
     if len(val_rows):
@@ -131,6 +137,7 @@ def build_datasets(cfg: FinetuneConfig, spec) -> tuple[ClipDataset, ClipDataset 
             eval_transform=eval_tf,
             num_segments=cfg.eval.num_segments,
             cache_max_frames=cache_frames,
+            subtract_mean=spec.subtract_video_mean,
         )
     if d.cache:
         train.build_cache(d.num_workers, "cache train clips")

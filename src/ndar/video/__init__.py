@@ -4,6 +4,7 @@ Windows are cut from a bounded ring buffer while frames arrive, so each frame is
 once however much windows overlap, and memory does not grow with the video's length.
 """
 
+from ndar.video.mean import subtract_mean, video_mean_frame
 from ndar.video.probe import VideoError, VideoInfo, probe
 from ndar.video.reader import DecodedFrame, iter_frames
 from ndar.video.windows import Window, WindowCutter, WindowSpec, window_starts
@@ -17,5 +18,7 @@ __all__ = [
     "WindowSpec",
     "iter_frames",
     "probe",
+    "subtract_mean",
+    "video_mean_frame",
     "window_starts",
 ]
