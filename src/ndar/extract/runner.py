@@ -29,7 +29,7 @@ from ndar.extract.outputs import feature_paths, is_complete, write_features
 from ndar.extract.stream import WindowStream
 from ndar.taxonomy import canonical_view
 from ndar.utils.io import write_json
-from ndar.video import VideoError, VideoInfo, probe, video_mean_frame
+from ndar.video import VideoError, VideoInfo, native_mean_frame, probe, resize_mean
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def list_jobs(cfg: ExtractConfig) -> tuple[list[VideoJob], list[dict]]:
         for issue in index.errors:
             log.warning("dataset %s: %s", split, issue)
         sessions = index.sessions[: cfg.limit] if cfg.limit is not None else index.sessions
+        if cfg.held_out_fold is not None and split.upper() == "A1":
+            sessions = held_out_sessions(index, sessions, cfg)
         for session in sessions:
             for view in views:
                 record = session.views.get(view)
@@ -89,9 +91,31 @@ def list_jobs(cfg: ExtractConfig) -> tuple[list[VideoJob], list[dict]]:
     return jobs, failures
 
 
+def held_out_sessions(index, sessions: list, cfg: ExtractConfig) -> list:
+    """The sessions whose driver is in fold `cfg.held_out_fold`.
+
+    Folds come from `assign_folds` over the labelled A1 drivers, exactly as the fine-tuning assigns
+    them (`ndar.finetune.data.load_clip_samples`), so fold f here is the fold model f held out.
+    """
+    from ndar.data.folds import assign_folds
+
+    drivers = sorted({v.driver for v in index.videos if v.segments})
+    folds = assign_folds(drivers, cfg.folds, cfg.fold_seed)
+    if not 0 <= cfg.held_out_fold < cfg.folds:
+        raise ValueError(f"held_out_fold={cfg.held_out_fold} is not a fold of k={cfg.folds}")
+    return [s for s in sessions if folds.get(s.driver) == cfg.held_out_fold]
+
+
 def shard(jobs: list[VideoJob], rank: int, world: int) -> list[VideoJob]:
     """Rank r takes jobs r, r + world, ... of the sorted list (deterministic, balanced by count)."""
     return jobs[rank::world]
+
+
+def convert_threads(cfg: ExtractConfig, device: torch.device) -> int:
+    """The config's frame-conversion threads, or the automatic choice (see `ExtractConfig`)."""
+    if cfg.convert_threads is not None:
+        return cfg.convert_threads
+    return min(8, (os.cpu_count() or 2) // 2) if device.type == "cuda" else 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,18 +199,14 @@ def decode_size(backbone: Backbone, cfg: ExtractConfig) -> tuple[int, int] | Non
 
 
 def mean_frames(path: Path, backbones: list[Backbone], cfg: ExtractConfig) -> list[np.ndarray | None]:
-    """The video's mean frame at each backbone's decode size, for backbones trained on residual frames."""
-    means: dict[object, np.ndarray] = {}
-    out: list[np.ndarray | None] = []
-    for backbone in backbones:
-        if not backbone.spec.subtract_video_mean:
-            out.append(None)
-            continue
-        size = decode_size(backbone, cfg)
-        if size not in means:
-            means[size] = video_mean_frame(path, size)
-        out.append(means[size])
-    return out
+    """The video's mean frame at each backbone's decode size, for backbones trained on residual frames
+    (averaged once per video at the native size, then resized per backbone)."""
+    if not any(b.spec.subtract_video_mean for b in backbones):
+        return [None] * len(backbones)
+    native = native_mean_frame(path)
+    return [
+        resize_mean(native, decode_size(b, cfg)) if b.spec.subtract_video_mean else None for b in backbones
+    ]
 
 
 def output_meta(
@@ -253,6 +273,7 @@ def extract_job(
         cfg.prefetch,
         cfg.num_workers,
         mean_frames(job.path, models, cfg),
+        convert_threads(cfg, device),
     )
     outs: list[dict[str, list]] = [{"feats": [], "probs": [], "t0": [], "t1": []} for _ in models]
     with tqdm(

@@ -4,7 +4,7 @@ Windows are cut from a bounded ring buffer while frames arrive, so each frame is
 once however much windows overlap, and memory does not grow with the video's length.
 """
 
-from ndar.video.mean import subtract_mean, video_mean_frame
+from ndar.video.mean import native_mean_frame, resize_mean, subtract_mean, video_mean_frame
 from ndar.video.probe import VideoError, VideoInfo, probe
 from ndar.video.reader import DecodedFrame, iter_frames
 from ndar.video.windows import Window, WindowCutter, WindowSpec, window_starts
@@ -17,7 +17,9 @@ __all__ = [
     "WindowCutter",
     "WindowSpec",
     "iter_frames",
+    "native_mean_frame",
     "probe",
+    "resize_mean",
     "subtract_mean",
     "video_mean_frame",
     "window_starts",

@@ -27,13 +27,14 @@ def video_mean_frame(
 ) -> np.ndarray:
     """Mean of `samples` evenly spaced frames of `path`, (H, W, 3) float32 in 0..255.
 
-    `size` = (height, width) to resize the mean to (bilinear, antialiased); None keeps the native size.
-    Resizing is linear, so the resized mean equals the mean of resized frames up to the interpolation
-    kernel; computing it once at the native size keeps it identical for every caller.
+    `size` = (height, width) to resize the mean to (see `resize_mean`); None keeps the native size.
     """
+    return resize_mean(native_mean_frame(path, samples), size)
+
+
+def native_mean_frame(path: str | Path, samples: int = MEAN_SAMPLES) -> np.ndarray:
+    """Mean of `samples` evenly spaced frames at the native size (decord), (H, W, 3) float32."""
     import decord
-    import torch
-    import torch.nn.functional as F
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"video not found: {path}")
@@ -42,10 +43,21 @@ def video_mean_frame(
     if count == 0:
         raise ValueError(f"{path}: no frames to average")
     indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
-    mean = reader.get_batch(indices.tolist()).asnumpy().astype(np.float32).mean(axis=0)  # (H, W, 3)
+    return reader.get_batch(indices.tolist()).asnumpy().astype(np.float32).mean(axis=0)
+
+
+def resize_mean(mean: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """The mean frame resized to `size` (bilinear, antialiased); None or the same size: unchanged.
+
+    Resizing is linear, so the resized mean equals the mean of resized frames up to the interpolation
+    kernel; computing it once at the native size keeps it identical for every caller and size.
+    """
     if size is None or tuple(mean.shape[:2]) == tuple(size):
         return mean
-    x = torch.from_numpy(mean).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(mean)).permute(2, 0, 1)[None]  # (1, 3, H, W)
     x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).contiguous().numpy()
 
