@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("ndar.baseline.cli", "train the simple per-window baseline and write a scored submission"),
     "finetune": ("ndar.finetune.cli", "fine-tune a VideoMAE-style ViT on clips of one view (DeepSpeed)"),
     "extract": ("ndar.extract.cli", "stream videos once and save features + probabilities of every backbone"),
+    "merge-features": (
+        "ndar.extract.merge",
+        "merge the feature folders of fold models (each A1 video from the model that never saw it)",
+    ),
     "heads": ("ndar.heads.cli", "train / predict the temporal heads (TIM, ActionFormer) per fold"),
     "ensemble": (
         "ndar.ensemble.cli",

@@ -59,12 +59,17 @@ class MainConfig:
     finetune_config: str = "configs/finetune/tiny/{track}.yaml"  # {track} is filled in
     finetune_overrides: list[str] = field(default_factory=list)
     finetune_fold: int = -1  # held-out validation fold of the fine-tuning; -1 trains on all of A1
+    # k >= 2: k fold models per track and view instead of one; model f is fine-tuned without the A1
+    # drivers of fold f and extracts them, so every A1 feature is out-of-sample like A2 (whose
+    # probabilities are averaged over the k models). 0 = one model per track and view (finetune_fold).
+    finetune_folds: int = 0
     pretrained: dict[str, str] = field(default_factory=dict)  # track -> pretrained checkpoint path
     extract_config: str = "configs/extract/synthetic.yaml"
     extract_overrides: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=lambda: ["tim", "actionformer"])
     heads_config: str = "configs/heads/{head}_tiny.yaml"  # {head} is filled in
     heads_overrides: list[str] = field(default_factory=list)
+    heads_inputs: str = "features"  # features | probs | log_probs; fold models need probabilities
     folds: int = 3  # k of the k-fold split by driver (heads and ensemble tuning)
     ensemble_config: str = "configs/ensemble/default.yaml"
     ensemble_overrides: list[str] = field(default_factory=list)
@@ -182,8 +187,14 @@ class MainJob:
         self.timings: dict[str, float] = {}
 
     # ------------------------------------------------------------------ folders
-    def finetune_dir(self, track: str, view: str) -> Path:
-        return self.run_dir / "finetune" / f"{track}_{view}"
+    def finetune_dir(self, track: str, view: str, fold: int | None = None) -> Path:
+        suffix = "" if fold is None else f"_fold{fold}"
+        return self.run_dir / "finetune" / f"{track}_{view}{suffix}"
+
+    @property
+    def fold_models(self) -> list[int | None]:
+        """Fold of each model per track and view: [None] (one model) or [0, ..., k-1]."""
+        return list(range(self.cfg.finetune_folds)) if self.cfg.finetune_folds else [None]
 
     @property
     def features_dir(self) -> Path:
@@ -258,36 +269,50 @@ class MainJob:
         path = derive_config(self.cfg.baseline_config, updates, self.configs / "baseline.yaml")
         self.stage("baseline", ["baseline", "--config", str(path)])
 
-    def finetune(self, track: str, view: str) -> None:
+    def finetune(self, track: str, view: str, fold: int | None = None) -> None:
+        per_fold = fold is not None
         updates = {
             "data.root": str(self.data_root),
             "data.view": view,
-            "data.k": self.cfg.folds,
-            "data.fold": self.cfg.finetune_fold,
-            "output": str(self.finetune_dir(track, view)),
+            "data.k": self.cfg.finetune_folds if per_fold else self.cfg.folds,
+            "data.fold": fold if per_fold else self.cfg.finetune_fold,
+            "output": str(self.finetune_dir(track, view, fold)),
             "train.seed": self.cfg.seed,
         }
         if track in self.cfg.pretrained:
             updates["model.pretrained"] = self.cfg.pretrained[track]
         base = self.cfg.finetune_config.format(track=track)
-        path = derive_config(base, updates, self.configs / f"finetune_{track}_{view}.yaml")
+        name = f"{track}_{view}" + ("" if fold is None else f"_fold{fold}")
+        path = derive_config(base, updates, self.configs / f"finetune_{name}.yaml")
         argv = ["finetune", "--config", str(path), *self.cfg.finetune_overrides]
-        self.stage(f"finetune {track}/{view}", argv, distributed=True)
+        label = f"{track}/{view}" + ("" if fold is None else f" fold{fold}")
+        self.stage(f"finetune {label}", argv, distributed=True)
 
-    def extract(self) -> None:
+    def extract(self, fold: int | None = None) -> None:
+        """Extract with the single models, or with fold model `fold` on the videos it never saw."""
+        suffix = "" if fold is None else f"_fold{fold}"
         models = [
-            {"track": t, "folder": str(self.run_dir / "finetune" / f"{t}_{{view}}")} for t in self.cfg.tracks
+            {"track": t, "folder": str(self.run_dir / "finetune" / f"{t}_{{view}}{suffix}")}
+            for t in self.cfg.tracks
         ]
         updates = {
             **self._common(),
             "views": list(self.cfg.views),
             "models": models,
-            "out": str(self.features_dir),
+            "out": str(self.features_dir if fold is None else self.fold_features_dir(fold)),
         }
-        path = derive_config(self.cfg.extract_config, updates, self.configs / "extract.yaml")
-        self.stage(
-            "extract", ["extract", "--config", str(path), *self.cfg.extract_overrides], distributed=True
-        )
+        if fold is not None:
+            updates.update(held_out_fold=fold, folds=self.cfg.finetune_folds)
+        path = derive_config(self.cfg.extract_config, updates, self.configs / f"extract{suffix}.yaml")
+        argv = ["extract", "--config", str(path), *self.cfg.extract_overrides]
+        self.stage("extract" if fold is None else f"extract fold{fold}", argv, distributed=True)
+
+    def fold_features_dir(self, fold: int) -> Path:
+        return self.run_dir / "features_folds" / f"fold{fold}"
+
+    def merge_features(self) -> None:
+        sources = [str(self.fold_features_dir(f)) for f in range(self.cfg.finetune_folds)]
+        self.stage("merge-features", ["merge-features", "--out", str(self.features_dir), *sources])
 
     def heads(self, head: str, track: str) -> None:
         updates = {
@@ -295,6 +320,7 @@ class MainJob:
             "head": head,
             "features_root": str(self.features_dir),
             "feature_sets": [f"{track}/{view}" for view in self.cfg.views],
+            "inputs": self.cfg.heads_inputs,
             "folds": self.cfg.folds,
             "seed": self.cfg.seed,
             "out": str(self.heads_dir(head, track)),
@@ -339,8 +365,14 @@ class MainJob:
             self.baseline()
         for track in cfg.tracks:
             for view in cfg.views:
-                self.finetune(track, view)
-        self.extract()
+                for fold in self.fold_models:
+                    self.finetune(track, view, fold)
+        if cfg.finetune_folds:
+            for fold in self.fold_models:
+                self.extract(fold)
+            self.merge_features()
+        else:
+            self.extract()
         for head in cfg.heads:
             for track in cfg.tracks:
                 self.heads(head, track)
@@ -363,8 +395,20 @@ class MainJob:
         return out
 
 
+def check_config(cfg: MainConfig) -> None:
+    """Refuse settings that would run for minutes and then mislead: checked before any stage starts."""
+    if cfg.finetune_folds == 1 or cfg.finetune_folds < 0:
+        raise StageError(f"finetune_folds={cfg.finetune_folds}: use 0 (one model) or k >= 2 fold models")
+    if cfg.finetune_folds and cfg.heads_inputs == "features":
+        raise StageError(
+            "finetune_folds needs heads_inputs: probs or log_probs (the fold models' embeddings do "
+            "not share a space; their class probabilities do)"
+        )
+
+
 def run(cfg: MainConfig) -> dict:
     """Run the main job; returns the summary also written to runs/<name>/pipeline.json."""
+    check_config(cfg)
     setup_logging(cfg.runs_dir / cfg.name / "pipeline.log")
     return MainJob(cfg).run()
 

@@ -119,3 +119,50 @@ def test_headline_names_scores_and_paths():
     )
     assert "A2 0.250" in text and "A1 out-of-fold 0.500" in text and "baseline mOS: A2 0.300" in text
     assert "submissions/r/submission.txt" in text and "submissions/r/report.html" in text
+
+
+def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
+    """finetune_folds=2: two fold models per track and view, each extracting the A1 drivers it never
+    saw, one merge, heads on probabilities; checked on the stage plan (no stage is run)."""
+    import ndar.pipeline as pipeline
+
+    calls: list[Stage] = []
+    monkeypatch.setattr(pipeline, "run_stage", lambda stage, nproc=1: calls.append(stage) or 0.0)
+    monkeypatch.chdir(REPO)
+    overrides = [
+        f"runs_dir={tmp_path / 'runs'}",
+        f"submissions_dir={tmp_path / 'subs'}",
+        "tracks=[k400_vith]",
+        "finetune_folds=2",
+        "heads_inputs=probs",
+    ]
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
+    pipeline.MainJob(cfg).run()
+    names = [s.name for s in calls]
+    assert [n for n in names if n.startswith("finetune")] == [
+        "finetune k400_vith/rear fold0",
+        "finetune k400_vith/rear fold1",
+        "finetune k400_vith/dashboard fold0",
+        "finetune k400_vith/dashboard fold1",
+    ]
+    assert names.index("extract fold1") < names.index("merge-features") < names.index("heads tim/k400_vith")
+    configs = tmp_path / "runs" / cfg.name / "configs"
+    ft = yaml.safe_load((configs / "finetune_k400_vith_rear_fold1.yaml").read_text())
+    assert ft["data"]["k"] == 2 and ft["data"]["fold"] == 1 and ft["output"].endswith("k400_vith_rear_fold1")
+    ex = yaml.safe_load((configs / "extract_fold1.yaml").read_text())
+    assert ex["held_out_fold"] == 1 and ex["folds"] == 2
+    assert ex["models"][0]["folder"].endswith("k400_vith_{view}_fold1")
+    heads = yaml.safe_load((configs / "heads_tim_k400_vith.yaml").read_text())
+    assert heads["inputs"] == "probs" and heads["features_root"].endswith("features")
+    merge = calls[names.index("merge-features")].argv
+    assert merge[-2:] == [str(tmp_path / "runs" / cfg.name / "features_folds" / f"fold{f}") for f in (0, 1)]
+
+
+def test_fold_models_refuse_embeddings_and_a_single_fold():
+    from ndar.pipeline import check_config
+
+    with pytest.raises(StageError, match="heads_inputs"):
+        check_config(MainConfig(finetune_folds=2, heads_inputs="features"))
+    with pytest.raises(StageError, match="k >= 2"):
+        check_config(MainConfig(finetune_folds=1, heads_inputs="probs"))
+    check_config(MainConfig(finetune_folds=0, heads_inputs="features"))

@@ -52,6 +52,10 @@ class ExtractConfig:
     """Recompute outputs that are already complete (otherwise they are skipped: resume)."""
     num_workers: int = 0
     """Decoder threads per video (0 lets FFmpeg choose)."""
+    convert_threads: int | None = None
+    """Threads that resize and colour-convert decoded frames (swscale) beside the decoder; 0 = in the
+    decoding thread. None = auto: min(8, cores // 2) on GPU, where the CPU side is the bottleneck
+    (1080p conversion costs more than decoding), and 0 on CPU, where the model needs the cores."""
     resize_on_decode: bool = True
     """Resize frames to the backbones' input size while decoding (swscale bilinear, from YUV); when
     False frames are decoded at full size and resized with torch (bilinear, antialias)."""
@@ -62,3 +66,10 @@ class ExtractConfig:
     fps_tolerance: float = 0.5
     limit: int | None = None
     """Only the first n sessions of each split (smoke runs); None = all."""
+    held_out_fold: int | None = None
+    """Only the A1 sessions of this fold's drivers, and every session of the other splits: the videos
+    a fold model (fine-tuned with `data.fold` = this fold) never saw. None = every session."""
+    folds: int = 5
+    """k of the driver folds `held_out_fold` refers to (the fine-tuning's `data.k`)."""
+    fold_seed: int = 0
+    """Seed of the driver folds (the fine-tuning's `data.fold_seed`)."""

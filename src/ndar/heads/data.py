@@ -61,16 +61,32 @@ def feature_path(features_root: Path, feature_set: str, session: SessionRecord) 
     return Path(features_root) / track / view / f"{session.views[view].stem}.npz"
 
 
-def read_feature_file(path: Path) -> dict[str, np.ndarray]:
-    """features (N, D) float32, t_start, t_end (N,) float64; raises naming the file on bad content."""
+INPUTS = ("features", "probs", "log_probs")
+LOG_FLOOR = 1e-4  # log_probs = log(max(p, floor)): a bounded input range for the heads
+
+
+def read_feature_file(path: Path, inputs: str = "features") -> dict[str, np.ndarray]:
+    """The window inputs as "features" (N, D) float32, t_start, t_end (N,) float64.
+
+    `inputs`: "features" (the backbone's pooled embedding), "probs" (its window class probabilities)
+    or "log_probs". Probabilities share one meaning across backbones, so they are what a head must
+    read from merged fold-model folders (`ndar.extract.merge`), whose embeddings do not share a space.
+    Raises naming the file on bad content.
+    """
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs={inputs!r}; expected one of {INPUTS}")
     if not path.is_file():
         raise FileNotFoundError(f"feature file not found: {path}")
+    key = "features" if inputs == "features" else "probs"
     with np.load(path) as data:
-        missing = [k for k in ("features", "t_start", "t_end") if k not in data.files]
+        missing = [k for k in (key, "t_start", "t_end") if k not in data.files]
         if missing:
             raise ValueError(f"{path}: missing array(s) {missing}; found {data.files}")
+        values = data[key].astype(np.float32)
+        if inputs == "log_probs":
+            values = np.log(np.maximum(values, LOG_FLOOR))
         out = {
-            "features": data["features"].astype(np.float32),
+            "features": values,
             "t_start": data["t_start"].astype(np.float64),
             "t_end": data["t_end"].astype(np.float64),
         }
@@ -123,10 +139,15 @@ def align_streams(key: str, files: dict[str, Path], arrays: dict[str, dict], tri
 
 
 def load_session(
-    session: SessionRecord, features_root: Path, feature_sets: list[str], names: dict[str, str], trim: bool
+    session: SessionRecord,
+    features_root: Path,
+    feature_sets: list[str],
+    names: dict[str, str],
+    trim: bool,
+    inputs: str = "features",
 ) -> FeatureVideo:
     files = {names[s]: feature_path(features_root, s, session) for s in feature_sets}
-    arrays = {name: read_feature_file(path) for name, path in files.items()}
+    arrays = {name: read_feature_file(path, inputs) for name, path in files.items()}
     n = align_streams(session.key, files, arrays, trim)
     first_name = names[feature_sets[0]]
     first = arrays[first_name]
@@ -150,8 +171,10 @@ def load_feature_videos(
     split: str,
     labels_dir: str | Path | None = None,
     trim: bool = False,
+    inputs: str = "features",
 ) -> list[FeatureVideo]:
-    """Every session of `split` ("A1" | "A2") as a `FeatureVideo`, sorted by key.
+    """Every session of `split` ("A1" | "A2") as a `FeatureVideo`, sorted by key (`inputs`: see
+    `read_feature_file`).
 
     A1 sessions without any label are left out with a warning (they would train as pure background).
     """
@@ -168,7 +191,7 @@ def load_feature_videos(
         if split.upper() == "A1" and not session.segments:
             log.warning("session %s has no labels; left out of the heads' A1 data", session.key)
             continue
-        videos.append(load_session(session, Path(features_root), list(feature_sets), names, trim))
+        videos.append(load_session(session, Path(features_root), list(feature_sets), names, trim, inputs))
     videos.sort(key=lambda v: v.key)
     log.info("%s: %d sessions with feature sets %s", split, len(videos), list(feature_sets))
     return videos

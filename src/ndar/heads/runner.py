@@ -47,6 +47,7 @@ class HeadsConfig:
     trim_mismatch: bool = (
         False  # cut views of different lengths to the common length (warning) instead of failing
     )
+    inputs: str = "features"  # what each window gives the head: features | probs | log_probs (see data.py)
     folds: int = 5  # k of the k-fold split by driver
     fold_seed: int = 0  # seed of the driver -> fold assignment
     seed: int = 0  # training seed; fold k trains with seed + k
@@ -83,12 +84,24 @@ def load_videos(cfg: HeadsConfig) -> tuple[list[FeatureVideo], list[FeatureVideo
     from ndar.heads.data import load_feature_videos
 
     a1 = load_feature_videos(
-        cfg.data_root, cfg.features_root, cfg.feature_sets, "A1", cfg.labels_dir, cfg.trim_mismatch
+        cfg.data_root,
+        cfg.features_root,
+        cfg.feature_sets,
+        "A1",
+        cfg.labels_dir,
+        cfg.trim_mismatch,
+        cfg.inputs,
     )
     a2: list[FeatureVideo] = []
     if cfg.predict_test:
         a2 = load_feature_videos(
-            cfg.data_root, cfg.features_root, cfg.feature_sets, "A2", cfg.labels_dir, cfg.trim_mismatch
+            cfg.data_root,
+            cfg.features_root,
+            cfg.feature_sets,
+            "A2",
+            cfg.labels_dir,
+            cfg.trim_mismatch,
+            cfg.inputs,
         )
     return a1, a2
 

@@ -1,0 +1,88 @@
+"""Fold models: extraction limited to the A1 drivers a fold model never saw, and the merge of the
+fold folders (A1 copied from its one fold model, A2 averaged over all of them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ndar.data.folds import assign_folds
+from ndar.extract.config import ExtractConfig
+from ndar.extract.merge import merge_fold_features
+from ndar.extract.outputs import read_features, write_features
+from ndar.extract.runner import held_out_sessions
+from ndar.heads.data import read_feature_file
+from ndar.utils.io import read_json
+
+
+def fake_index(drivers: list[str], unlabelled: str = "99999"):
+    """Two sessions per driver; the last driver has no labels (like an unlabelled folder)."""
+    videos = [SimpleNamespace(driver=d, segments=[1] if d != unlabelled else []) for d in drivers]
+    sessions = [SimpleNamespace(driver=d, key=f"{d}_{s}") for d in drivers for s in (1, 2)]
+    return SimpleNamespace(videos=videos, sessions=sessions)
+
+
+def test_each_labelled_driver_is_extracted_by_exactly_the_fold_that_held_it_out() -> None:
+    drivers = ["11", "22", "33", "44", "55", "99999"]
+    index = fake_index(drivers)
+    folds = assign_folds(drivers[:-1], 2, 0)  # what the fine-tuning assigns (labelled drivers only)
+    seen = []
+    for fold in (0, 1):
+        cfg = ExtractConfig(held_out_fold=fold, folds=2)
+        picked = held_out_sessions(index, index.sessions, cfg)
+        assert {s.driver for s in picked} == {d for d, f in folds.items() if f == fold}
+        seen += [s.key for s in picked]
+    assert sorted(seen) == sorted(s.key for s in index.sessions if s.driver != "99999")
+    with pytest.raises(ValueError, match="not a fold"):
+        held_out_sessions(index, index.sessions, ExtractConfig(held_out_fold=2, folds=2))
+
+
+def write_pair(root: Path, name: str, probs: np.ndarray, feats: np.ndarray, sha: str) -> None:
+    npz = root / "k400_vith" / "rear" / f"{name}.npz"
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(len(probs), dtype=np.float64)
+    meta = {"checkpoint": str(root), "checkpoint_sha256": sha, "fps": 10.0, "num_frames": 40}
+    write_features(npz, npz.with_suffix(".json"), feats, probs, t, t + 1.6, meta)
+
+
+def test_merge_copies_single_files_and_averages_shared_ones(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    f0, f1, out = tmp_path / "fold0", tmp_path / "fold1", tmp_path / "merged"
+    p = {k: rng.dirichlet(np.ones(16), size=5).astype(np.float32) for k in ("a1_0", "a1_1", "a2_0", "a2_1")}
+    x = {k: rng.normal(size=(5, 8)).astype(np.float32) for k in p}
+    write_pair(f0, "A1video_a", p["a1_0"], x["a1_0"], "sha0")
+    write_pair(f1, "A1video_b", p["a1_1"], x["a1_1"], "sha1")
+    write_pair(f0, "A2video", p["a2_0"], x["a2_0"], "sha0")
+    write_pair(f1, "A2video", p["a2_1"], x["a2_1"], "sha1")
+
+    counts = merge_fold_features([f0, f1], out)
+    assert counts == {"copied": 2, "averaged": 1}
+    folder = out / "k400_vith" / "rear"
+    copied = folder / "A1video_a.npz"
+    assert copied.read_bytes() == (f0 / "k400_vith" / "rear" / "A1video_a.npz").read_bytes()
+    merged = read_features(folder / "A2video.npz")
+    np.testing.assert_allclose(merged["probs"], (p["a2_0"] + p["a2_1"]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(merged["probs"].sum(1), 1.0, rtol=1e-5)  # still distributions
+    meta = read_json(folder / "A2video.json")
+    assert len(meta["fold_models"]) == 2 and meta["checkpoint_sha256"] not in ("sha0", "sha1")
+    assert read_json(out / "merge.json")["averaged"] == 1
+    # what a head reads from the merged folder: the probabilities, or their logs
+    probs = read_feature_file(folder / "A2video.npz", "probs")["features"]
+    np.testing.assert_allclose(probs, merged["probs"], rtol=1e-6)
+    logs = read_feature_file(folder / "A2video.npz", "log_probs")["features"]
+    np.testing.assert_allclose(logs, np.log(np.maximum(merged["probs"], 1e-4)), rtol=1e-5)
+    with pytest.raises(ValueError, match="inputs"):
+        read_feature_file(folder / "A2video.npz", "logits")
+
+
+def test_merge_refuses_fold_files_of_different_windows(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    write_pair(tmp_path / "f0", "v", rng.dirichlet(np.ones(16), 5), rng.normal(size=(5, 4)), "a")
+    write_pair(tmp_path / "f1", "v", rng.dirichlet(np.ones(16), 6), rng.normal(size=(6, 4)), "b")
+    with pytest.raises(ValueError, match="different windows"):
+        merge_fold_features([tmp_path / "f0", tmp_path / "f1"], tmp_path / "out")
+    with pytest.raises(ValueError, match="at least two"):
+        merge_fold_features([tmp_path / "f0"], tmp_path / "out")
