@@ -41,3 +41,17 @@ def test_pad_batch_repeats_the_last_clip() -> None:
     assert padded.shape[0] == 4
     np.testing.assert_array_equal(padded[2], clips[1])
     assert pad_batch(clips, 2) is clips
+
+
+def test_conversion_threads_are_automatic_on_gpu_only_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from ndar.extract.runner import convert_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    auto = load_config(ExtractConfig, None, [])
+    assert convert_threads(auto, torch.device("cpu")) == 0  # the model needs the cores
+    assert convert_threads(auto, torch.device("cuda:0")) == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert convert_threads(auto, torch.device("cuda:0")) == 2
+    assert convert_threads(load_config(ExtractConfig, None, ["convert_threads=3"]), torch.device("cpu")) == 3

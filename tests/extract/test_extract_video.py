@@ -34,6 +34,22 @@ def test_reader_decodes_each_frame_once_in_order_like_decord(clip: Path) -> None
     np.testing.assert_array_equal(np.stack([frames[i].image for i in (0, 7, 44)]), reference)
 
 
+def test_threaded_conversion_gives_the_same_frames_in_the_same_order(clip: Path) -> None:
+    inline = list(iter_frames(clip, sizes=[None, (16, 24)]))
+    threaded = iter_frames(clip, sizes=[None, (16, 24)], convert_threads=3)
+    for expected, frame in zip(inline, threaded, strict=True):
+        assert (frame.index, frame.time) == (expected.index, expected.time)
+        for got, want in zip(frame.images, expected.images, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_threaded_conversion_stops_cleanly_when_the_consumer_stops_early(clip: Path) -> None:
+    frames = iter_frames(clip, sizes=[(16, 24)], convert_threads=2)
+    first = [next(frames) for _ in range(5)]
+    frames.close()  # the pool shuts down; no thread is left converting
+    assert [f.index for f in first] == list(range(5))
+
+
 def test_bad_files_raise_video_error(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="not found"):
         probe(tmp_path / "missing.mp4")
@@ -43,3 +59,5 @@ def test_bad_files_raise_video_error(tmp_path: Path) -> None:
         probe(junk)
     with pytest.raises(VideoError, match="junk.mp4"):
         list(iter_frames(junk))
+    with pytest.raises(VideoError, match="junk.mp4"):
+        list(iter_frames(junk, convert_threads=2))

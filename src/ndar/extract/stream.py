@@ -56,6 +56,7 @@ class WindowStream:
         prefetch: int = 4,
         threads: int = 0,
         means: Sequence[np.ndarray | None] | None = None,
+        convert_threads: int = 0,
     ) -> None:
         if len(specs) != len(sizes):
             raise ValueError(f"one decode size per window spec expected, got {len(sizes)} for {len(specs)}")
@@ -67,6 +68,7 @@ class WindowStream:
         self.sizes = list(sizes)
         self.batch_size = batch_size
         self.threads = threads
+        self.convert_threads = convert_threads
         self.stats = StreamStats(windows=[0] * len(specs))
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
@@ -87,7 +89,9 @@ class WindowStream:
         cutters = [WindowCutter(spec) for spec in self.specs]
         pending: list[list] = [[] for _ in self.specs]
         try:
-            for frame in iter_frames(self.path, distinct, threads=self.threads):
+            for frame in iter_frames(
+                self.path, distinct, threads=self.threads, convert_threads=self.convert_threads
+            ):
                 self.stats.frames = frame.index + 1
                 self.stats.last_time = frame.time
                 for m, cutter in enumerate(cutters):
