@@ -49,11 +49,16 @@ def detection_loss(
 def drloc_pairs(
     valid: torch.Tensor, num_pairs: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample `num_pairs` (i, j) token pairs per row among the valid tokens. valid (B, N) -> 2 x (B, M)."""
-    weights = valid.float() + 1e-12 * (~valid).float()  # rows always have a valid token; avoid all-zero rows
+    """Sample `num_pairs` (i, j) token pairs per row among the valid tokens. valid (B, N) -> 2 x (B, M).
+
+    Sampled on the CPU with the (CPU) training generator, then moved to `valid`'s device: the same
+    pairs on CPU and GPU for a seed, and one generator state to checkpoint.
+    """
+    valid_cpu = valid.detach().cpu()
+    weights = valid_cpu.float() + 1e-12 * (~valid_cpu).float()  # rows always have a valid token
     first = torch.multinomial(weights, num_pairs, replacement=True, generator=generator)
     second = torch.multinomial(weights, num_pairs, replacement=True, generator=generator)
-    return first, second
+    return first.to(valid.device), second.to(valid.device)
 
 
 def drloc_loss(
