@@ -40,6 +40,17 @@ def main(args: argparse.Namespace) -> int:
         cfg.resume = args.resume
     if args.overwrite:
         cfg.overwrite = True
-    out = run(cfg)
+    try:
+        out = run(cfg)
+    finally:
+        end_process_group()
     print(out)
     return 0
+
+
+def end_process_group() -> None:
+    """Leave the process group before exiting (NCCL warns about leaked resources otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
