@@ -35,3 +35,31 @@ def test_two_process_gloo_run(shrink, synth_root, driver_clips, tmp_path):
     assert not (tmp_path / "torch_extensions").exists() or not any(
         (tmp_path / "torch_extensions").rglob("*.so")
     )
+
+
+SINGLE = """
+import os, torch
+from ndar.finetune.distributed import init_distributed
+info = init_distributed("gloo")
+t = torch.ones(1); torch.distributed.all_reduce(t)
+print(info.rank, info.world_size, t.item(), os.environ["MASTER_PORT"])
+"""
+
+
+def test_plain_processes_started_together_each_get_their_own_world_of_one(tmp_path):
+    """No launcher: each process binds its own rendezvous port (the OS picks it), so several
+    started at the same moment never collide."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT", "LOCAL_RANK")
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SINGLE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    lines = [o[0].strip().splitlines()[-1].split() for o in outs]
+    assert all(line[:3] == ["0", "1", "1.0"] for line in lines), lines
+    assert len({line[3] for line in lines}) == 3  # three different ports

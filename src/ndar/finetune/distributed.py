@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass
 
 import torch
@@ -23,21 +22,23 @@ class DistInfo:
         return self.rank == 0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def launched() -> bool:
+    """True under torchrun / the deepspeed launcher (they set the rendezvous variables)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def set_single_process_env() -> None:
-    """Fill the rendezvous variables a launcher would set, so a plain `python -m ndar finetune` works."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+def init_single_process_group(backend: str) -> None:
+    """A world of one for a plain `python -m ndar finetune`, without a launcher.
+
+    The rendezvous store listens on a port the OS assigns when it binds (port 0), so two runs
+    started at the same moment cannot pick the same free port and collide (a pick-then-bind race).
+    The variables a launcher would set are filled in for code that reads them.
+    """
+    store = torch.distributed.TCPStore("127.0.0.1", 0, world_size=1, is_master=True)
+    os.environ.update(
+        RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(store.port)
+    )
+    torch.distributed.init_process_group(backend, store=store, rank=0, world_size=1)
 
 
 def skip_cpu_shm_op() -> None:
@@ -56,7 +57,6 @@ def skip_cpu_shm_op() -> None:
 
 def init_distributed(backend: str = "auto", cpu_shm_comm: bool = False) -> DistInfo:
     """Start (or reuse) the process group through DeepSpeed; returns this process's rank info."""
-    set_single_process_env()
     import deepspeed
     from deepspeed.accelerator import get_accelerator
 
@@ -70,7 +70,9 @@ def init_distributed(backend: str = "auto", cpu_shm_comm: bool = False) -> DistI
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available() and accelerator.device_name() == "cuda":
         torch.cuda.set_device(local_rank)
-    deepspeed.init_distributed(dist_backend=backend)
+    if not launched() and not torch.distributed.is_initialized():
+        init_single_process_group(backend)
+    deepspeed.init_distributed(dist_backend=backend)  # adopts a group that is already up
     info = DistInfo(
         rank=torch.distributed.get_rank(),
         world_size=torch.distributed.get_world_size(),
