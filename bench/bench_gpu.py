@@ -288,6 +288,9 @@ def bench_extract(work: Path, seconds: float, strides: list[int], batch: int, ra
     result["decode_only_serial_s"] = decode_only_s(video, 0)
     result["decode_only_s"] = decode_only_s(video, threads)
     print("decode only", result["decode_only_serial_s"], result["decode_only_s"], flush=True)
+    # uncounted warm-up: CUDA/cuBLAS initialisation and first-use kernel selection, which the
+    # model-only timing (after its own warm-up) does not pay either
+    stream_run(root, folders, 64, work / "features_warmup", batch)
     for stride in strides:
         n = len(window_starts(info.num_frames, 32, stride))
         torch.cuda.reset_peak_memory_stats()
