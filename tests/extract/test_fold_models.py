@@ -59,7 +59,7 @@ def test_merge_copies_single_files_and_averages_shared_ones(tmp_path: Path) -> N
     write_pair(f1, "A2video", p["a2_1"], x["a2_1"], "sha1")
 
     counts = merge_fold_features([f0, f1], out)
-    assert counts == {"copied": 2, "averaged": 1}
+    assert counts == {"copied": 2, "averaged": 1, "skipped": 0}
     folder = out / "k400_vith" / "rear"
     copied = folder / "A1video_a.npz"
     assert copied.read_bytes() == (f0 / "k400_vith" / "rear" / "A1video_a.npz").read_bytes()
@@ -76,6 +76,11 @@ def test_merge_copies_single_files_and_averages_shared_ones(tmp_path: Path) -> N
     np.testing.assert_allclose(logs, np.log(np.maximum(merged["probs"], 1e-4)), rtol=1e-5)
     with pytest.raises(ValueError, match="inputs"):
         read_feature_file(folder / "A2video.npz", "logits")
+    # a second merge finds everything done; a retrained fold model makes its files merge again
+    assert merge_fold_features([f0, f1], out) == {"copied": 0, "averaged": 0, "skipped": 3}
+    write_pair(f1, "A2video", p["a2_0"], x["a2_0"], "sha1-retrained")
+    assert merge_fold_features([f0, f1], out) == {"copied": 0, "averaged": 1, "skipped": 2}
+    np.testing.assert_allclose(read_features(folder / "A2video.npz")["probs"], p["a2_0"], rtol=1e-6)
 
 
 def test_merge_refuses_fold_files_of_different_windows(tmp_path: Path) -> None:

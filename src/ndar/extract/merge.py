@@ -42,6 +42,20 @@ def complete_files(root: Path) -> dict[str, Path]:
     return out
 
 
+def merged_sha256(paths: list[Path]) -> str:
+    """The checkpoint hash a merged file records: the source's own, or one hash of all fold models'."""
+    shas = [read_json(p.with_suffix(".json")).get("checkpoint_sha256", "") for p in paths]
+    return shas[0] if len(shas) == 1 else hashlib.sha256("+".join(shas).encode()).hexdigest()
+
+
+def is_merged(paths: list[Path], target: Path) -> bool:
+    """True when `target` was already merged from the same fold models (resume: nothing to redo)."""
+    meta_path = target.with_suffix(".json")
+    if not (target.is_file() and meta_path.is_file()):
+        return False
+    return read_json(meta_path).get("checkpoint_sha256") == merged_sha256(paths)
+
+
 def average_files(paths: list[Path], out_npz: Path) -> None:
     """Mean probabilities and features of the same video from several fold models, written to out_npz."""
     arrays = [read_features(p) for p in paths]
@@ -50,11 +64,10 @@ def average_files(paths: list[Path], out_npz: Path) -> None:
     for path, a in zip(paths[1:], arrays[1:]):
         if a["probs"].shape != first["probs"].shape or not np.allclose(a["t_start"], first["t_start"]):
             raise ValueError(f"{path} and {paths[0]} cover different windows; cannot average them")
-    shas = [m.get("checkpoint_sha256", "") for m in metas]
     meta = {
         **metas[0],
         "checkpoint": [m.get("checkpoint") for m in metas],
-        "checkpoint_sha256": hashlib.sha256("+".join(shas).encode()).hexdigest(),
+        "checkpoint_sha256": merged_sha256(paths),
         "fold_models": [str(p.parents[2]) for p in paths],
         "merged": "probs and features averaged over the fold models (features do not share a space)",
     }
@@ -70,7 +83,9 @@ def average_files(paths: list[Path], out_npz: Path) -> None:
 
 
 def merge_fold_features(sources: list[Path], out: Path) -> dict:
-    """Merge fold feature folders `sources` into `out`; returns counts {copied, averaged}."""
+    """Merge fold feature folders `sources` into `out`; returns counts {copied, averaged, skipped}.
+
+    A target already merged from the same fold models is skipped, so re-running resumes."""
     if len(sources) < 2:
         raise ValueError(f"merge needs at least two fold folders, got {sources}")
     found: dict[str, list[Path]] = defaultdict(list)
@@ -80,11 +95,13 @@ def merge_fold_features(sources: list[Path], out: Path) -> dict:
             raise FileNotFoundError(f"{source}: no complete feature files (run `ndar extract` first)")
         for name, path in files.items():
             found[name].append(path)
-    counts = {"copied": 0, "averaged": 0}
+    counts = {"copied": 0, "averaged": 0, "skipped": 0}
     for name, paths in sorted(found.items()):
         target = Path(out) / f"{name}.npz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        if len(paths) == 1:
+        if is_merged(paths, target):
+            counts["skipped"] += 1
+        elif len(paths) == 1:
             shutil.copyfile(paths[0], target)
             shutil.copyfile(paths[0].with_suffix(".json"), target.with_suffix(".json"))
             counts["copied"] += 1
@@ -106,5 +123,8 @@ def main(args: argparse.Namespace) -> int:
 
     setup_logging()
     counts = merge_fold_features([Path(s) for s in args.sources], Path(args.out))
-    print(f"merge-features: {counts['copied']} copied, {counts['averaged']} averaged -> {args.out}")
+    print(
+        f"merge-features: {counts['copied']} copied, {counts['averaged']} averaged, "
+        f"{counts['skipped']} already merged -> {args.out}"
+    )
     return 0
