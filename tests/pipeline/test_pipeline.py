@@ -81,15 +81,18 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "runs" / "e2e" / "pipeline.json").read_text())["run"] == "e2e"
     assert set(summary["stages"]) >= {
         "synth",
-        "finetune k400_vith/rear",
-        "extract",
+        "finetune k400_vith/rear fold0",
+        "finetune k400_vith/rear fold1",
+        "extract fold0",
+        "extract fold1",
+        "merge-features",
         "heads tim/k400_vith",
         "ensemble",
     }
 
     # Re-running resumes: finished outputs are not rewritten.
     stamp = submission.stat().st_mtime_ns
-    model = tmp_path / "runs" / "e2e" / "finetune" / "k400_vith_rear" / "model.safetensors"
+    model = tmp_path / "runs" / "e2e" / "finetune" / "k400_vith_rear_fold0" / "model.safetensors"
     model_stamp = model.stat().st_mtime_ns
     MainJob(cfg).run()
     assert submission.stat().st_mtime_ns == stamp and model.stat().st_mtime_ns == model_stamp
