@@ -62,6 +62,7 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
         "synth.test_drivers=1",
         "synth.time_scale=0.08",
         "tracks=[k400_vith]",
+        "views=[rear]",
         "folds=3",
         "finetune_overrides=[train.epochs=1,train.max_steps_per_epoch=3]",
         "heads_overrides=[tim.epochs=1,actionformer.epochs=1,actionformer.warmup_epochs=0]",
