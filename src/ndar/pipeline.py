@@ -19,6 +19,8 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,9 @@ class MainConfig:
     tracks: list[str] = field(default_factory=lambda: ["k400_vith", "hybrid_vitl", "ego_vitl"])
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     nproc: int = 1  # processes per stage launched through torchrun (1 = plain process)
+    # independent stages (the fine-tunes; the heads runs) run this many at a time. Worth it when
+    # each uses one core (the tiny configs: 2 on 2 cores); needs nproc 1.
+    jobs: int = 1
     finetune_config: str = "configs/finetune/tiny/{track}.yaml"  # {track} is filled in
     finetune_overrides: list[str] = field(default_factory=list)
     finetune_fold: int = -1  # held-out validation fold of the fine-tuning; -1 trains on all of A1
@@ -363,23 +368,44 @@ class MainJob:
         self.check_data()
         if cfg.baseline:
             self.baseline()
-        for track in cfg.tracks:
-            for view in cfg.views:
-                for fold in self.fold_models:
-                    self.finetune(track, view, fold)
+        self.run_together(
+            [
+                lambda t=track, v=view, f=fold: self.finetune(t, v, f)
+                for track in cfg.tracks
+                for view in cfg.views
+                for fold in self.fold_models
+            ]
+        )
         if cfg.finetune_folds:
-            for fold in self.fold_models:
+            for fold in self.fold_models:  # one at a time: extraction uses every core itself
                 self.extract(fold)
             self.merge_features()
         else:
             self.extract()
-        for head in cfg.heads:
-            for track in cfg.tracks:
-                self.heads(head, track)
+        self.run_together(
+            [lambda h=head, t=track: self.heads(h, t) for head in cfg.heads for track in cfg.tracks]
+        )
         self.ensemble()
         summary = self.summary(time.perf_counter() - start)
         write_json(self.run_dir / "pipeline.json", summary)
         return summary
+
+    def run_together(self, stages: list[Callable[[], None]]) -> None:
+        """Run independent stages, `cfg.jobs` at a time, in the order given.
+
+        Every stage runs to its end even when another fails (its work is kept for the resume); then
+        the first failure is raised, naming its stage.
+        """
+        if self.cfg.jobs <= 1:
+            for stage in stages:
+                stage()
+            return
+        with ThreadPoolExecutor(self.cfg.jobs, thread_name_prefix="ndar-stage") as pool:
+            futures = [pool.submit(stage) for stage in stages]
+            errors = [f.exception() for f in futures]  # waits for every stage
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise failed[0]
 
     def summary(self, seconds: float) -> dict:
         out: dict = {"run": self.cfg.name, "seconds": round(seconds, 1), "stages": {}}
@@ -399,6 +425,13 @@ def check_config(cfg: MainConfig) -> None:
     """Refuse settings that would run for minutes and then mislead: checked before any stage starts."""
     if cfg.finetune_folds == 1 or cfg.finetune_folds < 0:
         raise StageError(f"finetune_folds={cfg.finetune_folds}: use 0 (one model) or k >= 2 fold models")
+    if cfg.jobs < 1:
+        raise StageError(f"jobs={cfg.jobs}: expected 1 (one stage at a time) or more")
+    if cfg.jobs > 1 and cfg.nproc > 1:
+        raise StageError(
+            f"jobs={cfg.jobs} with nproc={cfg.nproc}: torchrun stages would share one rendezvous "
+            "port; run them one at a time (jobs: 1)"
+        )
     if cfg.finetune_folds and cfg.heads_inputs == "features":
         raise StageError(
             "finetune_folds needs heads_inputs: probs or log_probs (the fold models' embeddings do "

@@ -139,6 +139,7 @@ def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
         "tracks=[k400_vith]",
         "finetune_folds=2",
         "heads_inputs=probs",
+        "jobs=1",  # one at a time: the plan's order is checked
     ]
     cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
     pipeline.MainJob(cfg).run()
@@ -170,3 +171,34 @@ def test_fold_models_refuse_embeddings_and_a_single_fold():
     with pytest.raises(StageError, match="k >= 2"):
         check_config(MainConfig(finetune_folds=1, heads_inputs="probs"))
     check_config(MainConfig(finetune_folds=0, heads_inputs="features"))
+
+
+def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
+    import threading
+
+    from ndar.pipeline import MainJob, check_config
+
+    job = MainJob(MainConfig(runs_dir=tmp_path, jobs=2))
+    together = threading.Barrier(2, timeout=10)  # passes only if two stages run at the same time
+    done: list[str] = []
+
+    def stage(name: str, fail: bool = False):
+        def call() -> None:
+            together.wait()
+            done.append(name)
+            if fail:
+                raise StageError(f"stage '{name}' failed")
+
+        return call
+
+    job.run_together([stage("a"), stage("b")])
+    assert sorted(done) == ["a", "b"]
+    together.reset()
+    done.clear()
+    with pytest.raises(StageError, match="'c' failed"):
+        job.run_together([stage("c", fail=True), stage("d")])
+    assert sorted(done) == ["c", "d"]  # the other stage still ran to its end
+    with pytest.raises(StageError, match="rendezvous"):
+        check_config(MainConfig(jobs=2, nproc=2))
+    with pytest.raises(StageError, match="jobs=0"):
+        check_config(MainConfig(jobs=0))
