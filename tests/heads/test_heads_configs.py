@@ -21,7 +21,7 @@ def test_shipped_actionformer_configs_load_and_build(path):
     assert resolved(cfg)["actionformer"]["embed_dim"] == af.embed_dim
     if "tiny" in path.name:  # building the real-scale model is left to the GPU
         head = ActionFormerHead(af, {"rear": 16, "dashboard": 16}, seed=0)
-        assert sum(p.numel() for p in head.model.parameters()) < 200_000
+        assert sum(p.numel() for p in head.model.parameters()) < 500_000  # 64 wide: about 0.4 M
 
 
 def test_train_log_keeps_columns_first_seen_later(tmp_path):
