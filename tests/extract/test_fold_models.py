@@ -91,3 +91,30 @@ def test_merge_refuses_fold_files_of_different_windows(tmp_path: Path) -> None:
         merge_fold_features([tmp_path / "f0", tmp_path / "f1"], tmp_path / "out")
     with pytest.raises(ValueError, match="at least two"):
         merge_fold_features([tmp_path / "f0"], tmp_path / "out")
+
+
+def test_a_copy_killed_midway_leaves_no_pair_that_looks_merged(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import ndar.extract.merge as merge
+
+    rng = np.random.default_rng(2)
+    f0, f1, out = tmp_path / "f0", tmp_path / "f1", tmp_path / "out"
+    write_pair(f0, "A1video", rng.dirichlet(np.ones(16), 5), rng.normal(size=(5, 4)), "old")
+    write_pair(f1, "other", rng.dirichlet(np.ones(16), 5), rng.normal(size=(5, 4)), "b")
+    merge_fold_features([f0, f1], out)
+    folder = out / "k400_vith" / "rear"
+    write_pair(f0, "A1video", rng.dirichlet(np.ones(16), 5), rng.normal(size=(5, 4)), "new")
+
+    def crash(src, dst):  # the copy dies part-way through the npz
+        Path(dst).write_bytes(Path(src).read_bytes()[:10])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copyfile", crash)
+    with pytest.raises(OSError, match="disk full"):
+        merge.merge_fold_features([f0, f1], out)
+    assert not (folder / "A1video.json").exists()  # the old json is gone: the pair is not complete
+    assert not list(folder.glob(".*"))  # no temporary file left behind
+    monkeypatch.undo()
+    assert merge.merge_fold_features([f0, f1], out)["copied"] == 1  # resume redoes it
+    assert read_json(folder / "A1video.json")["checkpoint_sha256"] == "new"

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ndar.extract.outputs import read_features, write_features
-from ndar.utils.io import read_json, write_json
+from ndar.utils.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,15 @@ def is_merged(paths: list[Path], target: Path) -> bool:
     return read_json(meta_path).get("checkpoint_sha256") == merged_sha256(paths)
 
 
+def copy_pair(npz: Path, target: Path) -> None:
+    """Copy an npz + json pair atomically, json last (as `write_features` writes): a stale json is
+    removed first, so a killed copy never leaves a pair that looks complete."""
+    target.with_suffix(".json").unlink(missing_ok=True)
+    for src, dst in ((npz, target), (npz.with_suffix(".json"), target.with_suffix(".json"))):
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
 def average_files(paths: list[Path], out_npz: Path) -> None:
     """Mean probabilities and features of the same video from several fold models, written to out_npz."""
     arrays = [read_features(p) for p in paths]
@@ -71,6 +80,7 @@ def average_files(paths: list[Path], out_npz: Path) -> None:
         "fold_models": [str(p.parents[2]) for p in paths],
         "merged": "probs and features averaged over the fold models (features do not share a space)",
     }
+    out_npz.with_suffix(".json").unlink(missing_ok=True)  # never a stale json beside a new npz
     write_features(
         out_npz,
         out_npz.with_suffix(".json"),
@@ -102,8 +112,7 @@ def merge_fold_features(sources: list[Path], out: Path) -> dict:
         if is_merged(paths, target):
             counts["skipped"] += 1
         elif len(paths) == 1:
-            shutil.copyfile(paths[0], target)
-            shutil.copyfile(paths[0].with_suffix(".json"), target.with_suffix(".json"))
+            copy_pair(paths[0], target)
             counts["copied"] += 1
         else:
             average_files(paths, target)
