@@ -91,6 +91,32 @@ def test_recognition_beats_chance(data, tmp_path: Path):
         columns=["video", "label", "start", "end", "score"],
     )
     assert temporal_map(gt_frame(val), pred, tious=(0.3, 0.5))["mAP"] >= 0.3
+    check_proposal_scores(head, val, out)
+
+
+def check_proposal_scores(head: TimHead, val, out) -> None:
+    """The best segment of each class scores TIM's probability of its class on that exact interval
+    ("prob"), or that times the run's mean curve value ("prob_x_curve"); Soft-NMS never lowers
+    the top segment of a class."""
+    for score_rule in ("prob", "prob_x_curve"):
+        head.cfg.proposal_score = score_rule
+        predicted = head.predict(val)
+        checked = 0
+        for v in val:
+            best: dict[int, tuple] = {}
+            for label, start, end, score in predicted[v.key].segments:
+                if label not in best or score > best[label][3]:
+                    best[label] = (label, start, end, score)
+            segs = list(best.values())
+            probs = head.classify_intervals([v], {v.key: np.array([(s[1], s[2]) for s in segs])})[v.key]
+            for (label, start, end, score), row in zip(segs, probs):
+                expected = row[label]
+                if score_rule == "prob_x_curve":
+                    expected *= out[v.key].curve[int(start) : int(end), label].mean()
+                assert score == pytest.approx(expected, rel=1e-4, abs=1e-6), (score_rule, v.key, label)
+                checked += 1
+        assert checked >= 5
+    head.cfg.proposal_score = "prob"
 
 
 def test_detection_beats_chance(data, tmp_path: Path):

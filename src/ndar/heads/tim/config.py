@@ -95,6 +95,12 @@ class TimConfig:
     proposal_thresholds: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
     proposal_min_len: float = 1.0
     """Shortest curve run (seconds) kept as a proposal."""
+    proposal_score: str = "prob"
+    """Score of a curve proposal: "prob" = TIM's probability of the run's class on the interval
+    (the recogniser's own judgement); "prob_x_curve" = that times the run's mean curve value. The
+    product favours short peaky runs (higher mean), so the best segment per class came out too
+    short: on the synthetic main job's A1 OOF, "prob" gave mOS 0.329 / 0.263 / 0.354 against
+    0.315 / 0.250 / 0.327 (k400 / hybrid / ego; docs/tim.md)."""
     pre_nms_topk: int = 2000
     """Candidates per video kept (by score) before Soft-NMS."""
     nms_sigma: float = 0.5
@@ -119,6 +125,10 @@ class TimConfig:
         if self.recognition_proposals not in ("curve", "pyramid"):
             raise ValueError(
                 f"tim.recognition_proposals must be 'curve' or 'pyramid', got {self.recognition_proposals!r}"
+            )
+        if self.proposal_score not in ("prob", "prob_x_curve"):
+            raise ValueError(
+                f"tim.proposal_score must be 'prob' or 'prob_x_curve', got {self.proposal_score!r}"
             )
         if self.mode not in ("recognition", "detection"):
             raise ValueError(f"tim.mode must be 'recognition' or 'detection', got {self.mode!r}")

@@ -552,14 +552,16 @@ class TimHead:
 
     def _curve_segments(self, video: _Video, curve: np.ndarray) -> list[tuple[int, float, float, float]]:
         """Recognition: the runs of each class column above each proposal threshold are proposals;
-        TIM classifies each proposal interval, score = its class probability x the run's mean curve
-        value; per-class Soft-NMS."""
+        TIM classifies each proposal interval; score = its probability of the run's class (times the
+        run's mean curve value with proposal_score "prob_x_curve"); per-class Soft-NMS."""
         cfg = self.cfg
         bounds, labels, run_mean = curve_proposals(curve, cfg.proposal_thresholds, cfg.proposal_min_len)
         if not len(bounds):
             return []
         probs, _ = self._query_scores(video, bounds)
-        scores = probs[np.arange(len(labels)), labels] * run_mean
+        scores = probs[np.arange(len(labels)), labels]  # (P,)
+        if cfg.proposal_score == "prob_x_curve":
+            scores = scores * run_mean
         segs, kept, labs = batched_soft_nms(
             bounds,
             scores,
