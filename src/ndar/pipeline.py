@@ -268,7 +268,8 @@ class MainJob:
         self.stage("check-data", argv)
 
     def baseline(self) -> None:
-        updates = {**self._common(), "out": str(self.run_dir / "baseline")}
+        # the baseline's A1 out-of-fold score uses the heads' k folds by driver (same sessions held out)
+        updates = {**self._common(), "out": str(self.run_dir / "baseline"), "oof_folds": self.cfg.folds}
         if self.ground_truth is not None:
             updates["ground_truth"] = str(self.ground_truth)
         path = derive_config(self.cfg.baseline_config, updates, self.configs / "baseline.yaml")
@@ -471,8 +472,11 @@ def headline(summary: dict) -> str:
         lines.append(f"  ensemble mOS: A1 out-of-fold {ensemble['oof_mOS']:.3f}")
     if ensemble.get("test_mOS") is not None:
         lines.append(f"  ensemble mOS: A2 {ensemble['test_mOS']:.3f}")
-    if "mOS" in (summary.get("baseline") or {}):
-        lines.append(f"  baseline mOS: A2 {summary['baseline']['mOS']:.3f}")
+    baseline = summary.get("baseline") or {}
+    if "oof" in baseline:
+        lines.append(f"  baseline mOS: A1 out-of-fold {baseline['oof']['mOS']:.3f}")
+    if baseline.get("mOS") is not None:
+        lines.append(f"  baseline mOS: A2 {baseline['mOS']:.3f}")
     lines.append(f"  submission: {summary['submission']}")
     lines.append(f"  report:     {summary['report']}")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -18,7 +19,7 @@ from ndar.synth import SynthConfig, generate
 def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("bl") / "data"
     tiny = dict(
-        drivers=1,
+        drivers=2,
         test_drivers=1,
         fps=4.0,
         width=64,
@@ -34,16 +35,24 @@ def test_baseline_end_to_end(tiny_dataset, tmp_path):
     from ndar.submission import validate_submission
 
     cfg = BaselineConfig(
-        data_root=tiny_dataset, out=tmp_path / "bl", thumb_width=8, thumb_height=6, pca=16, workers=1
+        data_root=tiny_dataset,
+        out=tmp_path / "bl",
+        thumb_width=8,
+        thumb_height=6,
+        pca=16,
+        workers=1,
+        oof_folds=2,
     )
     metrics = run(cfg)
+    assert set(metrics["oof"]["per_fold"]) == {0, 1} and metrics["oof"]["sessions"] == 4
+    assert 0.0 <= metrics["oof"]["mOS"] <= 1.0
     out = tmp_path / "bl"
     for name in ("submission.txt", "metrics.json", "config.yaml", "curves.npz"):
         assert (out / name).is_file(), name
     assert validate_submission(out / "submission.txt", tiny_dataset / "A2" / "video_ids.csv") == []
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["mOS"] == pytest.approx(metrics["mOS"]) and 0.0 <= metrics["mOS"] <= 1.0
-    assert metrics["n_gt"] == 30 and metrics["n_pred"] >= 1
+    assert metrics["n_gt"] == 30 and metrics["n_pred"] >= 1  # the A2 driver's 2 sessions x 15
     # the submission is what was scored: at most one segment per class and video
     rows = [tuple(map(int, line.split())) for line in (out / "submission.txt").read_text().splitlines()]
     assert len({(v, c) for v, c, _, _ in rows}) == len(rows)
@@ -87,3 +96,51 @@ def test_view_groups_for_late_and_early_fusion():
         view_groups(BaselineConfig(fusion="middle"))
     per_view = {"rear": np.ones((5, 3)), "dashboard": np.zeros((5, 2))}
     assert group_features(per_view, ["rear", "dashboard"], 1).shape == (5, 10)
+
+
+def make_sessions(drivers: int, seconds: int = 60) -> list[SessionRecord]:
+    """Two sessions per driver; classes 1..5 in 6-s segments with 4-s gaps, shifted per session."""
+    sessions = []
+    for d in range(drivers):
+        for n in (1, 2):
+            shift = 2 * ((d + n) % 3)
+            segs = [Segment(c, shift + 10 * (c - 1) + 2, shift + 10 * (c - 1) + 8) for c in range(1, 6)]
+            sessions.append(SessionRecord(driver=str(100 + d), session=n, split="A1", segments=segs))
+    return sessions
+
+
+def test_out_of_fold_scores_every_session_with_a_model_blind_to_its_driver(monkeypatch):
+    run_module = importlib.import_module("ndar.baseline.run")
+
+    seconds, rng = 60, np.random.default_rng(0)
+    sessions = make_sessions(6, seconds)
+    labels = [labels_per_second(s, seconds) for s in sessions]
+    # features: a noisy one-hot of the second's class (learnable), per view
+    feats = {
+        s.key: {"rear": np.eye(16)[y] * 3 + rng.normal(0, 0.3, (seconds, 16))}
+        for s, y in zip(sessions, labels)
+    }
+    owner = {id(f): s for s, f in zip(sessions, feats.values())}
+    seen = []
+    real_fit = run_module.fit_groups
+
+    def spy(cfg, groups, train_feats, train_labels):
+        seen.append({owner[id(f)].driver for f in train_feats})
+        return real_fit(cfg, groups, train_feats, train_labels)
+
+    monkeypatch.setattr(run_module, "fit_groups", spy)
+    cfg = BaselineConfig(views=["rear"], pca=8, oof_folds=3, fold_seed=1, threshold=0.3, smooth=1)
+    oof = run_module.out_of_fold_mos(cfg, sessions, feats, labels, [["rear"]])
+    from ndar.data.folds import assign_folds
+
+    folds = assign_folds([s.driver for s in sessions], 3, 1)
+    assert len(seen) == 3 and oof["sessions"] == 12
+    for fold, trained_on in enumerate(seen):  # each fold's model never saw the drivers it predicts
+        held = {d for d, f in folds.items() if f == fold}
+        assert trained_on == set(folds) - held
+    assert oof["mOS"] > 0.8  # the classes are learnable across drivers
+    # a fold without training drivers is a clear error, not a silent score
+    with pytest.raises(ValueError, match="at least 7 drivers"):
+        run_module.out_of_fold_mos(
+            BaselineConfig(views=["rear"], oof_folds=7), sessions, feats, labels, [["rear"]]
+        )

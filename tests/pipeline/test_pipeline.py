@@ -79,6 +79,7 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     metrics = summary["ensemble"]
     assert 0.0 <= metrics["test_mOS"] <= 1.0 and 0.0 <= metrics["oof_mOS"] <= 1.0
     assert "mOS" in summary["baseline"]
+    assert summary["baseline"]["oof"]["sessions"] == 6  # 3 A1 drivers x 2, scored out of fold (k=3)
     assert json.loads((tmp_path / "runs" / "e2e" / "pipeline.json").read_text())["run"] == "e2e"
     assert set(summary["stages"]) >= {
         "synth",
@@ -116,12 +117,13 @@ def test_headline_names_scores_and_paths():
             "run": "r",
             "seconds": 12.4,
             "ensemble": {"oof_mOS": 0.5, "test_mOS": 0.25},
-            "baseline": {"mOS": 0.3},
+            "baseline": {"mOS": 0.3, "oof": {"mOS": 0.4}},
             "submission": "submissions/r/submission.txt",
             "report": "submissions/r/report.html",
         }
     )
     assert "A2 0.250" in text and "A1 out-of-fold 0.500" in text and "baseline mOS: A2 0.300" in text
+    assert "baseline mOS: A1 out-of-fold 0.400" in text
     assert "submissions/r/submission.txt" in text and "submissions/r/report.html" in text
 
 

@@ -29,5 +29,7 @@ class BaselineConfig:
     threshold: float = 0.25  # post-processing: class probability a second must reach
     smooth: int = 3  # post-processing: moving average over seconds
     min_len: float = 1.0  # post-processing: shortest segment kept (seconds)
+    oof_folds: int = 3  # also score A1 out of fold (k-fold by driver, the heads' split); 0 = off
+    fold_seed: int = 0  # seed of the driver -> fold assignment (the heads' `fold_seed`)
     seed: int = 0
     workers: int = 2  # processes decoding videos in parallel

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -146,18 +147,19 @@ def run(cfg: BaselineConfig) -> dict:
     timings["features_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    curves = {s.key: 0.0 for s in test_sessions}
+    curves: dict[str, np.ndarray] = {}
     groups = view_groups(cfg)
     # One BLAS thread: on a small, busy CPU, threaded BLAS made the fit 10x slower (docs/baseline.md).
     with threadpool_limits(limits=1):
-        for group in groups:
-            model = make_classifier(cfg)
-            train_x = [group_features(all_feats[s.key], group, cfg.context_s) for s in train_sessions]
-            model.fit(np.concatenate(train_x), np.concatenate(train_y))
-            for s in test_sessions:
-                test_x = group_features(all_feats[s.key], group, cfg.context_s)
-                curves[s.key] = curves[s.key] + full_curve(model, test_x) / len(groups)  # late fusion: mean
+        models = fit_groups(cfg, groups, [all_feats[s.key] for s in train_sessions], train_y)
+        for s in test_sessions:
+            curves[s.key] = fused_curve(cfg, models, groups, all_feats[s.key])
     timings["fit_predict_s"] = time.perf_counter() - start
+    oof = None
+    if cfg.oof_folds:
+        start = time.perf_counter()
+        oof = out_of_fold_mos(cfg, train_sessions, all_feats, train_y, groups)
+        timings["oof_s"] = time.perf_counter() - start
 
     rows = []
     for session in test_sessions:
@@ -176,6 +178,9 @@ def run(cfg: BaselineConfig) -> dict:
         "n_train_seconds": int(sum(len(y) for y in train_y)),
         "timings": timings,
     }
+    if oof is not None:
+        metrics["oof"] = oof
+        log.info("baseline: A1 out-of-fold mOS %.4f (%d folds by driver)", oof["mOS"], cfg.oof_folds)
     if gt_path.is_file():
         result = mos(read_submission(gt_path), read_submission(submission))
         metrics |= result.to_dict()
@@ -193,6 +198,67 @@ def run(cfg: BaselineConfig) -> dict:
         metrics["mOS"] = None
     write_json(metrics_path, metrics)
     return metrics
+
+
+def fit_groups(cfg: BaselineConfig, groups, feats: list[dict], labels: list[np.ndarray]) -> list:
+    """One classifier per view group, trained on the given sessions' seconds."""
+    models = []
+    for group in groups:
+        model = make_classifier(cfg)
+        model.fit(
+            np.concatenate([group_features(f, group, cfg.context_s) for f in feats]), np.concatenate(labels)
+        )
+        models.append(model)
+    return models
+
+
+def fused_curve(cfg: BaselineConfig, models: list, groups, feats: dict) -> np.ndarray:
+    """(S, 16) late fusion: the mean of the view groups' class probabilities."""
+    curves = [full_curve(m, group_features(feats, g, cfg.context_s)) for m, g in zip(models, groups)]
+    return sum(curves) / len(curves)
+
+
+def out_of_fold_mos(
+    cfg: BaselineConfig, sessions: list[SessionRecord], all_feats: dict, labels: list[np.ndarray], groups
+) -> dict:
+    """A1 mOS with every session predicted by the fold model that never saw its driver.
+
+    The folds are the heads' (`ndar.data.folds.assign_folds` with `oof_folds` and `fold_seed`), so
+    the baseline's A1 score sits beside the heads' out-of-fold scores on the same 16 sessions, a
+    larger sample than A2's four."""
+    from ndar.data.folds import assign_folds
+    from ndar.metrics import mos
+    from ndar.postprocess import one_segment_per_class
+
+    folds = assign_folds([s.driver for s in sessions], cfg.oof_folds, cfg.fold_seed)
+    truth, pred, per_fold = [], [], {}
+    with threadpool_limits(limits=1):
+        for fold in range(cfg.oof_folds):
+            train = [i for i, s in enumerate(sessions) if folds[s.driver] != fold]
+            held = [s for s in sessions if folds[s.driver] == fold]
+            if not train or not held:
+                raise ValueError(
+                    f"baseline: fold {fold} of {cfg.oof_folds} has no training or held-out driver"
+                )
+            models = fit_groups(
+                cfg, groups, [all_feats[sessions[i].key] for i in train], [labels[i] for i in train]
+            )
+            fold_truth, fold_pred = [], []
+            for s in held:
+                curve = fused_curve(cfg, models, groups, all_feats[s.key])  # (S, 16)
+                fold_truth += [(s.key, seg.label, seg.start, seg.end) for seg in s.segments if seg.label != 0]
+                fold_pred += [
+                    (s.key, label, a, b)
+                    for label, a, b, _ in one_segment_per_class(curve, cfg.threshold, cfg.smooth, cfg.min_len)
+                ]
+            per_fold[fold] = mos(_frame(fold_truth), _frame(fold_pred)).mos
+            truth += fold_truth
+            pred += fold_pred
+    return {"mOS": mos(_frame(truth), _frame(pred)).mos, "per_fold": per_fold, "sessions": len(sessions)}
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["video", "label", "start", "end"])
 
 
 def _second_accuracy(truth, sessions: list[SessionRecord], curves: dict[str, np.ndarray]) -> float:
