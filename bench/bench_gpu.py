@@ -122,7 +122,9 @@ def forward_row(backbone: str, batch: int, compiled: bool, matmul: dict | None) 
     return row  # the model and input are freed on return; the caller empties the cache
 
 
-def train_row(backbone: str, batch: int, ckpt: bool, steps: int) -> dict:
+def train_row(
+    backbone: str, batch: int, ckpt: bool, steps: int, profile: bool = False, extra: list[str] | None = None
+) -> dict:
     """One fine-tuning configuration through DeepSpeed, in this (fresh) process."""
     import deepspeed
 
@@ -136,6 +138,7 @@ def train_row(backbone: str, batch: int, ckpt: bool, steps: int) -> dict:
         f"model.backbone={backbone}", "model.num_frames=16", "model.img_size=224",
         f"model.grad_checkpointing={str(ckpt).lower()}", "model.drop_path_rate=0.2",
         "train.precision=bf16", "train.zero_stage=1", f"train.batch_size={batch}", "optim.layer_decay=0.8",
+        *(extra or []),
     ]  # fmt: skip
     cfg = load_config(FinetuneConfig, None, overrides)
     dist = init_distributed("nccl")
@@ -156,25 +159,101 @@ def train_row(backbone: str, batch: int, ckpt: bool, steps: int) -> dict:
     seconds = cuda_time(step, warmup=2, min_reps=steps, budget_s=0.0)
     flops = count_model_flops({"backbone": backbone, "mode": "train", "batch": batch})
     tflops = flops / seconds / 1e12
-    return {
+    row = {
         "backbone": backbone, "batch": batch, "grad_ckpt": ckpt, "zero_stage": 1, "precision": "bf16",
         "s_per_step": seconds, "clips_per_s": batch / seconds, "tflops_model": tflops, "mfu": tflops / (peak_tflops() or float("nan")),
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "overrides": extra or [],
     }  # fmt: skip
+    if profile:
+        row["profile"] = profile_train_step(engine, x, target, steps)
+    return row
 
 
-def train_rows(cases: list[str], steps: int) -> list[dict]:
+def profile_train_step(engine, x: torch.Tensor, target: torch.Tensor, steps: int) -> dict:
+    """Where the time of one fine-tuning step goes (`--profile-train`).
+
+    ViT-H took the same time per step at micro batch 4 and 8, so part of the step does not scale
+    with the batch. Three views of it, after the caller's warm-up:
+    - each phase (forward + loss, `engine.backward`, `engine.step`) between synchronisations,
+      with the seconds until the call returned (CPU: Python + launches) beside the seconds until
+      the GPU finished: cpu ~= wall means the phase is bound by the host, not the GPU;
+    - torch.profiler over two steps: the top ops by self CUDA time and by self CPU time;
+    - cProfile of one step: the Python functions (DeepSpeed's included) by cumulative time.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    def loss_of() -> torch.Tensor:
+        return torch.sum(-target * torch.log_softmax(engine(x).float(), -1), -1).mean()
+
+    phases: dict[str, list[float]] = {}
+
+    def timed(name: str, fn):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with record_function(name):
+            result = fn()
+        returned = time.perf_counter()
+        torch.cuda.synchronize()
+        phases.setdefault(f"{name}_s", []).append(time.perf_counter() - start)
+        phases.setdefault(f"{name}_cpu_s", []).append(returned - start)
+        return result
+
+    def step() -> None:
+        loss = timed("forward", loss_of)
+        timed("backward", lambda: engine.backward(loss))
+        timed("step", engine.step)
+
+    for _ in range(steps):
+        step()
+    out: dict = {name: float(np.median(v)) for name, v in phases.items()}
+    out["sum_s"] = out["forward_s"] + out["backward_s"] + out["step_s"]
+    out["optimizer"] = f"{type(engine.optimizer).__module__}.{type(engine.optimizer).__name__}"
+    inner = getattr(engine.optimizer, "optimizer", engine.optimizer)
+    out["inner_optimizer"] = f"{type(inner).__module__}.{type(inner).__name__} {inner.defaults}"
+    out["param_groups"] = len(inner.param_groups)
+    out["param_tensors"] = sum(1 for p in engine.module.parameters() if p.requires_grad)
+    try:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(2):
+                step()
+        table = prof.key_averages()
+        out["top_cuda"] = table.table(sort_by="self_cuda_time_total", row_limit=18, max_name_column_width=60)
+        out["top_cpu"] = table.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60)
+    except Exception:  # the phase times above still stand
+        out["profiler_error"] = traceback.format_exc()[-1500:]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    step()
+    profiler.disable()
+    for key, limit in (("cumulative", 30), ("tottime", 15)):
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats(key).print_stats(limit)
+        out[f"cprofile_one_step_{key}"] = text.getvalue()
+    return out
+
+
+def train_rows(
+    cases: list[str], steps: int, profile: bool = False, extra: list[str] | None = None
+) -> list[dict]:
     """Each case in its own process: a clean process group, allocator and peak-memory counter."""
     rows = []
     for case in cases:
         cmd = [sys.executable, __file__, "--out", "-", "--train-case", case, "--steps", str(steps)]
+        cmd += ["--profile-train"] if profile else []
+        cmd += ["--train-override", *extra] if extra else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             rows.append({"case": case, "error": proc.stderr[-2000:]})
         else:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print("train", json.dumps(rows[-1])[:400], flush=True)
+        print("train", json.dumps({k: v for k, v in rows[-1].items() if k != "profile"})[:400], flush=True)
+        for key, value in rows[-1].get("profile", {}).items():  # the phase times and tables, readable
+            print(f"{key}:\n{value}" if isinstance(value, str) and "\n" in value else f"{key}: {value}")
     return rows
 
 
@@ -387,6 +466,14 @@ def main() -> int:
         "videomae_vit_large:8:0", "videomae_vit_large:8:1", "videomae_vit_huge:4:1", "videomae_vit_huge:8:1",
     ], help="backbone:batch:grad_ckpt")  # fmt: skip
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument(
+        "--profile-train", action="store_true",
+        help="also time forward / backward / step apart and profile the train cases (JSON: 'profile')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-override", nargs="*", default=[],
+        help="more FinetuneConfig overrides for the train cases, e.g. 'deepspeed.extra={bf16: {...}}'",
+    )  # fmt: skip
     parser.add_argument("--video-seconds", type=float, default=60)
     parser.add_argument("--strides", type=int, nargs="+", default=[16, 4])
     parser.add_argument("--extract-batch", type=int, default=16)
@@ -396,7 +483,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.train_case:
         backbone, batch, ckpt = args.train_case.split(":")
-        print(json.dumps(train_row(backbone, int(batch), ckpt == "1", args.steps)))
+        print(
+            json.dumps(
+                train_row(
+                    backbone, int(batch), ckpt == "1", args.steps, args.profile_train, args.train_override
+                )
+            )
+        )
         return 0
     report: dict = {"env": env_info(), "command": " ".join(sys.argv)}
     print(json.dumps(report["env"]), flush=True)
@@ -417,7 +510,12 @@ def main() -> int:
     if "forward" in args.sections:
         section(report, args.out, "forward", forward_rows)
     if "train" in args.sections:
-        section(report, args.out, "train", lambda: train_rows(args.train, args.steps))
+        section(
+            report,
+            args.out,
+            "train",
+            lambda: train_rows(args.train, args.steps, args.profile_train, args.train_override),
+        )
     if "extract" in args.sections:
         section(report, args.out, "extract", lambda: bench_extract(
             args.work, args.video_seconds, args.strides, args.extract_batch, args.ra_windows
