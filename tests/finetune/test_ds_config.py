@@ -49,3 +49,23 @@ def test_invalid_settings_are_named(override):
     cfg = _cfg(override)
     with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
         cfg.validate()
+
+
+def test_host_side_checks_off_only_where_nothing_needs_them():
+    """bf16 skips DeepSpeed's overflow check; ZeRO-1/2 without clipping skips the grad norm; a
+    clipping run keeps the norm; `deepspeed.extra` wins."""
+    ds = build_deepspeed_config(_cfg("train.precision=bf16", "train.zero_stage=1", "optim.clip_grad=0"), 1)
+    assert ds["bf16"] == {"enabled": True, "check_grad_overflow": False}
+    assert ds["zero_optimization"]["compute_grad_norm"] is False
+    clipped = build_deepspeed_config(_cfg("train.zero_stage=1", "optim.clip_grad=1.0"), 1)
+    assert "compute_grad_norm" not in clipped["zero_optimization"]
+    no_zero = build_deepspeed_config(_cfg("train.zero_stage=0", "optim.clip_grad=0"), 1)
+    assert "compute_grad_norm" not in no_zero["zero_optimization"]  # DeepSpeed refuses it without ZeRO 1/2
+    fp16 = build_deepspeed_config(_cfg("train.precision=fp16"), 1)
+    assert "check_grad_overflow" not in fp16["fp16"]  # fp16 needs it for its loss scale
+    back_on = _cfg(
+        "train.precision=bf16", "optim.clip_grad=0",
+        "deepspeed.extra={bf16: {check_grad_overflow: true}, zero_optimization: {compute_grad_norm: true}}",
+    )  # fmt: skip
+    ds = build_deepspeed_config(back_on, 1)
+    assert ds["bf16"]["check_grad_overflow"] is True and ds["zero_optimization"]["compute_grad_norm"] is True

@@ -2,7 +2,9 @@
 
 The optimizer and the lr schedule stay ours (timm's layer-decay AdamW and cosine scheduler, passed
 to DeepSpeed as a client optimizer), so the JSON only says how to run the step: micro batch,
-accumulation, precision, ZeRO stage and clipping.
+accumulation, precision, ZeRO stage and clipping. Two DeepSpeed checks that cost host time every
+step and change nothing here are off: the bf16 overflow check and, without clipping, the global
+gradient norm. `deepspeed.extra` can turn either back on.
 """
 
 from __future__ import annotations
@@ -59,5 +61,12 @@ def build_deepspeed_config(cfg: FinetuneConfig, world_size: int) -> dict[str, An
             "min_loss_scale": 1,
         }
     elif t.precision == "bf16":
-        ds["bf16"] = {"enabled": True}
+        # No loss scale to adjust in bf16, and a non-finite loss already stops our loop with an
+        # error; DeepSpeed's default overflow check (per-gradient isfinite + a sync) would instead
+        # skip such steps silently, and costs a few kernels per gradient tensor every step.
+        ds["bf16"] = {"enabled": True, "check_grad_overflow": False}
+    if t.zero_stage in (1, 2) and float(cfg.optim.clip_grad) == 0.0:
+        # Nothing clips or reads the global norm, but ZeRO-1/2 would compute it per gradient.
+        # Both changes: ViT-H micro batch 4 on an H100, 0.301 -> 0.165 s/step (bench/results/gpu.md).
+        ds["zero_optimization"]["compute_grad_norm"] = False
     return _deep_merge(ds, cfg.deepspeed.extra)
