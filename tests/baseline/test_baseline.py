@@ -44,7 +44,8 @@ def test_baseline_end_to_end(tiny_dataset, tmp_path):
         oof_folds=2,
     )
     metrics = run(cfg)
-    assert set(metrics["oof"]["per_fold"]) == {0, 1} and metrics["oof"]["sessions"] == 4
+    assert set(metrics["oof"]["per_fold"]) == {"0", "1"} and metrics["oof"]["sessions"] == 4
+    assert json.loads((tmp_path / "bl" / "metrics.json").read_text())["oof"] == metrics["oof"]
     assert 0.0 <= metrics["oof"]["mOS"] <= 1.0
     out = tmp_path / "bl"
     for name in ("submission.txt", "metrics.json", "config.yaml", "curves.npz"):

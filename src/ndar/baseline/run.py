@@ -251,7 +251,7 @@ def out_of_fold_mos(
                     (s.key, label, a, b)
                     for label, a, b, _ in one_segment_per_class(curve, cfg.threshold, cfg.smooth, cfg.min_len)
                 ]
-            per_fold[fold] = mos(_frame(fold_truth), _frame(fold_pred)).mos
+            per_fold[str(fold)] = mos(_frame(fold_truth), _frame(fold_pred)).mos  # str: as JSON reads back
             truth += fold_truth
             pred += fold_pred
     return {"mOS": mos(_frame(truth), _frame(pred)).mos, "per_fold": per_fold, "sessions": len(sessions)}
