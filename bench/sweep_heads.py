@@ -27,12 +27,25 @@ from pathlib import Path
 METRICS = ("mOS_segments", "mOS", "mAP")
 
 
+def split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: 'a=1,b=[x,y]' -> ['a=1', 'b=[x,y]']."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [item for item in [*items, current] if item]
+
+
 def parse_variant(text: str) -> tuple[str, list[str]]:
-    """'name:a=1,b=2' -> ('name', ['a=1', 'b=2']); 'name' -> ('name', [])."""
+    """'name:a=1,b=[x,y]' -> ('name', ['a=1', 'b=[x,y]']); 'name' -> ('name', [])."""
     name, _, rest = text.partition(":")
     if not name or "/" in name:
         raise SystemExit(f"--variant {text!r}: expected name[:key=value,...] with a plain name")
-    return name, [item for item in rest.split(",") if item]
+    return name, split_top_level(rest)
 
 
 def run_one(config: str, out: Path, overrides: list[str], extra: list[str]) -> dict:

@@ -73,8 +73,12 @@ class MainConfig:
     extract_overrides: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=lambda: ["tim", "actionformer"])
     heads_config: str = "configs/heads/{head}_tiny.yaml"  # {head} is filled in
-    heads_overrides: list[str] = field(default_factory=list)
+    heads_overrides: list[str] = field(default_factory=list)  # every heads run, after head_overrides
+    head_overrides: dict[str, list[str]] = field(default_factory=dict)  # head -> overrides of its runs
     heads_inputs: str = "features"  # features | probs | log_probs; fold models need probabilities
+    # these heads also train on the other tracks' windows of their training sessions (HeadsConfig
+    # `extra_train_tracks` = `tracks`); needs heads_inputs probs or log_probs
+    heads_extra_train: list[str] = field(default_factory=list)
     folds: int = 3  # k of the k-fold split by driver (heads and ensemble tuning)
     ensemble_config: str = "configs/ensemble/default.yaml"
     ensemble_overrides: list[str] = field(default_factory=list)
@@ -331,11 +335,12 @@ class MainJob:
             "seed": self.cfg.seed,
             "out": str(self.heads_dir(head, track)),
         }
+        if head in self.cfg.heads_extra_train:
+            updates["extra_train_tracks"] = list(self.cfg.tracks)
         base = self.cfg.heads_config.format(head=head)
         path = derive_config(base, updates, self.configs / f"heads_{head}_{track}.yaml")
-        self.stage(
-            f"heads {head}/{track}", ["heads", "train", "--config", str(path), *self.cfg.heads_overrides]
-        )
+        overrides = [*self.cfg.head_overrides.get(head, []), *self.cfg.heads_overrides]
+        self.stage(f"heads {head}/{track}", ["heads", "train", "--config", str(path), *overrides])
 
     def ensemble(self) -> None:
         sources = [
@@ -437,6 +442,18 @@ def check_config(cfg: MainConfig) -> None:
         raise StageError(
             "finetune_folds needs heads_inputs: probs or log_probs (the fold models' embeddings do "
             "not share a space; their class probabilities do)"
+        )
+    for name, heads in (
+        ("head_overrides", list(cfg.head_overrides)),
+        ("heads_extra_train", cfg.heads_extra_train),
+    ):
+        unknown = sorted(set(heads) - set(cfg.heads))
+        if unknown:
+            raise StageError(f"{name} names {unknown}, which are not in heads {cfg.heads}")
+    if cfg.heads_extra_train and cfg.heads_inputs == "features":
+        raise StageError(
+            "heads_extra_train needs heads_inputs: probs or log_probs (the embeddings of different "
+            "backbones do not share a space)"
         )
 
 

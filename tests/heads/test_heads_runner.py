@@ -89,3 +89,38 @@ def test_cli_train_then_predict(synthetic_dataset, tmp_path, monkeypatch, capsys
     assert cli_main(["heads", "predict", *args]) == 0
     again, _ = read_predictions(out, "oof")
     assert all(np.array_equal(first[k], again[k]) for k in first)
+
+
+def test_extra_train_tracks_add_other_tracks_of_the_training_sessions_only(synthetic_dataset, tmp_path):
+    from heads_fixtures import make_videos, write_dataset
+
+    ds = synthetic_dataset
+    other = make_videos(n_drivers=6, sessions=2, seed=2)  # the same sessions seen by another backbone
+    assert sorted(v.key for v in other) == sorted(v.key for v in ds["a1"])
+    write_dataset(tmp_path / "unused_root", ds["features"], other, [], track="trk2")
+    out = tmp_path / "xt"
+    metrics = run_train(tiny_config(ds, out, inputs="probs", extra_train_tracks="[trk, trk2]"))
+    curves, _ = read_predictions(out, "oof")
+    assert sorted(curves) == sorted(v.key for v in ds["a1"])  # predictions stay on the run's own sets
+    for f in range(3):
+        info = json.loads((out / "folds" / f"fold_{f}" / "fold.json").read_text())
+        own = [k for k in info["train"] if "+" not in k]
+        extra = [k for k in info["train"] if "+" in k]
+        assert sorted(extra) == sorted(f"{k}+trk2" for k in own)  # own track skipped, trk2 added
+        assert not {k.rsplit("+", 1)[0] for k in extra} & set(info["held_out"])
+    assert "overall" in metrics
+
+
+def test_extra_train_tracks_need_probabilities_and_one_track(synthetic_dataset, tmp_path):
+    ds = synthetic_dataset
+    with pytest.raises(ValueError, match="probs or log_probs"):
+        run_train(tiny_config(ds, tmp_path / "a", extra_train_tracks="[trk2]"))
+    with pytest.raises(ValueError, match="one track"):
+        run_train(
+            tiny_config(
+                ds, tmp_path / "b", inputs="probs", extra_train_tracks="[trk2]",
+                feature_sets="[trk/rear, trk2/rear]",
+            )
+        )  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="trk3"):  # a missing extra feature file is named
+        run_train(tiny_config(ds, tmp_path / "c", inputs="probs", extra_train_tracks="[trk3]"))

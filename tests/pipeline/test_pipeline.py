@@ -165,6 +165,48 @@ def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
     assert merge[-2:] == [str(tmp_path / "runs" / cfg.name / "features_folds" / f"fold{f}") for f in (0, 1)]
 
 
+def test_heads_extra_train_and_per_head_overrides_reach_only_their_heads(tmp_path, monkeypatch):
+    import ndar.pipeline as pipeline
+
+    calls: list[Stage] = []
+    monkeypatch.setattr(pipeline, "run_stage", lambda stage, nproc=1: calls.append(stage) or 0.0)
+    monkeypatch.chdir(REPO)
+    overrides = [
+        f"runs_dir={tmp_path / 'runs'}",
+        f"submissions_dir={tmp_path / 'subs'}",
+        "tracks=[k400_vith, ego_vitl]",
+        "heads_extra_train=[tim]",
+        "head_overrides={tim: [tim.epochs=3], actionformer: []}",
+        "heads_overrides=[seed=5]",
+        "jobs=1",
+    ]
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
+    pipeline.MainJob(cfg).run()
+    configs = tmp_path / "runs" / cfg.name / "configs"
+    tim = yaml.safe_load((configs / "heads_tim_ego_vitl.yaml").read_text())
+    assert (
+        tim["extra_train_tracks"] == ["k400_vith", "ego_vitl"] and tim["feature_sets"][0] == "ego_vitl/rear"
+    )
+    af = yaml.safe_load((configs / "heads_actionformer_ego_vitl.yaml").read_text())
+    assert not af.get("extra_train_tracks")
+    argv = {s.name: s.argv for s in calls}
+    assert argv["heads tim/ego_vitl"][-2:] == ["tim.epochs=3", "seed=5"]  # the common ones come last
+    assert (
+        argv["heads actionformer/ego_vitl"][-1] == "seed=5"
+        and "tim.epochs=3" not in argv["heads actionformer/ego_vitl"]
+    )
+
+
+def test_per_head_settings_must_name_a_head_of_the_run():
+    from ndar.pipeline import check_config
+
+    with pytest.raises(StageError, match=r"head_overrides names \['tmi'\]"):
+        check_config(MainConfig(head_overrides={"tmi": ["tim.epochs=3"]}))
+    with pytest.raises(StageError, match="heads_extra_train needs heads_inputs"):
+        check_config(MainConfig(heads_extra_train=["tim"], heads_inputs="features"))
+    check_config(MainConfig(heads_extra_train=["tim"], heads_inputs="probs"))
+
+
 def test_fold_models_refuse_embeddings_and_a_single_fold():
     from ndar.pipeline import check_config
 

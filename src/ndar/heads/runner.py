@@ -48,6 +48,11 @@ class HeadsConfig:
         False  # cut views of different lengths to the common length (warning) instead of failing
     )
     inputs: str = "features"  # what each window gives the head: features | probs | log_probs (see data.py)
+    # More training sequences: the same views of these tracks for the same sessions (the run's own
+    # track is skipped, so the main job can list every track). Only with probs / log_probs, which mean
+    # the same thing whatever the backbone. A fold trains on them for its own training sessions only;
+    # predictions and metrics stay on `feature_sets` (docs/heads.md, "Training on other tracks").
+    extra_train_tracks: list[str] = field(default_factory=list)
     folds: int = 5  # k of the k-fold split by driver
     fold_seed: int = 0  # seed of the driver -> fold assignment
     seed: int = 0  # training seed; fold k trains with seed + k
@@ -104,6 +109,51 @@ def load_videos(cfg: HeadsConfig) -> tuple[list[FeatureVideo], list[FeatureVideo
             cfg.inputs,
         )
     return a1, a2
+
+
+def extra_train_sets(cfg: HeadsConfig) -> list[list[str]]:
+    """`feature_sets` with their track replaced by each of `extra_train_tracks` (the own track skipped)."""
+    from ndar.heads.data import parse_feature_set
+
+    if not cfg.extra_train_tracks:
+        return []
+    parsed = [parse_feature_set(s) for s in cfg.feature_sets]
+    own = {track for track, _ in parsed}
+    if len(own) != 1:
+        raise ValueError(f"extra_train_tracks needs feature_sets of one track; got {list(cfg.feature_sets)}")
+    if cfg.inputs == "features":
+        raise ValueError(
+            "extra_train_tracks needs inputs: probs or log_probs (the embeddings of different backbones "
+            "do not share a space)"
+        )
+    return [[f"{track}/{view}" for _, view in parsed] for track in cfg.extra_train_tracks if track not in own]
+
+
+def load_extra_train_videos(cfg: HeadsConfig) -> list[FeatureVideo]:
+    """The A1 sessions as each extra track sees them, streams named as the main sets' streams (the
+    head takes them as the same inputs), keys `<session>+<track>`."""
+    from ndar.heads.data import load_feature_videos, parse_feature_set, stream_names
+
+    main_names = list(stream_names(list(cfg.feature_sets)).values())
+    extra: list[FeatureVideo] = []
+    for sets in extra_train_sets(cfg):
+        names = list(stream_names(sets).values())
+        rename = dict(zip(names, main_names))
+        videos = load_feature_videos(
+            cfg.data_root, cfg.features_root, sets, "A1", cfg.labels_dir, cfg.trim_mismatch, cfg.inputs
+        )
+        track = parse_feature_set(sets[0])[0]
+        for video in videos:
+            video.streams = {rename[name]: arr for name, arr in video.streams.items()}
+            video.key = f"{video.key}+{track}"
+        extra += videos
+    return extra
+
+
+def extra_for(extra: list[FeatureVideo], train: list[FeatureVideo]) -> list[FeatureVideo]:
+    """The extra sequences of the sessions in `train` (never those of a held-out session)."""
+    keys = {v.key for v in train}
+    return [v for v in extra if v.key.rsplit("+", 1)[0] in keys]
 
 
 def split_folds(videos: list[FeatureVideo], k: int, seed: int) -> dict[int, list[FeatureVideo]]:
@@ -345,16 +395,29 @@ def folds_to_run(cfg: HeadsConfig) -> list[int]:
     return sorted(cfg.only_folds) if cfg.only_folds else list(range(cfg.folds))
 
 
-def run_folds(cfg: HeadsConfig, a1: list[FeatureVideo], a2: list[FeatureVideo], retrain: bool = True) -> dict:
-    """Fit (or, with retrain=False, only reload) every fold, then write the prediction source."""
+def run_folds(
+    cfg: HeadsConfig,
+    a1: list[FeatureVideo],
+    a2: list[FeatureVideo],
+    retrain: bool = True,
+    extra: list[FeatureVideo] | None = None,
+) -> dict:
+    """Fit (or, with retrain=False, only reload) every fold, then write the prediction source.
+
+    `extra`: more training sequences (`load_extra_train_videos`); a fold uses those of its training
+    sessions."""
     held = split_folds(a1, cfg.folds, cfg.fold_seed)
     folds = folds_to_run(cfg)
     fit_seconds: dict[int, float] = {}
     for fold in tqdm(folds, desc=f"{cfg.head} folds", unit="fold"):
-        train = [v for f, vs in held.items() if f != fold for v in vs]
+        own = [v for f, vs in held.items() if f != fold for v in vs]
+        train = own + extra_for(extra or [], own)
         info_path = fold_dir(cfg, fold) / "fold.json"
         if retrain and not fold_done(cfg, fold):
-            log.info("fold %d: training on %d sessions, holding out %d", fold, len(train), len(held[fold]))
+            log.info(
+                "fold %d: training on %d sessions (+%d extra sequences), holding out %d",
+                fold, len(own), len(train) - len(own), len(held[fold]),
+            )  # fmt: skip
             fit_seconds[fold] = train_fold(cfg, fold, train, held[fold], a2)["fit_seconds"]
             continue
         if retrain:
@@ -373,8 +436,9 @@ def run_folds(cfg: HeadsConfig, a1: list[FeatureVideo], a2: list[FeatureVideo], 
 def run_train(cfg: HeadsConfig) -> dict:
     """`heads train`: fit every fold not yet finished, predict OOF and A2, write the prediction source."""
     start_run(cfg)
+    extra = load_extra_train_videos(cfg)  # first: its config errors come before any loading
     a1, a2 = load_videos(cfg)
-    return run_folds(cfg, a1, a2, retrain=True)
+    return run_folds(cfg, a1, a2, retrain=True, extra=extra)
 
 
 def run_predict(cfg: HeadsConfig) -> dict:
