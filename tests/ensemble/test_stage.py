@@ -167,3 +167,15 @@ def test_shipped_config_loads():
     cfg = load_config(EnsembleConfig, repo / "configs" / "ensemble" / "default.yaml", ["tuning.rounds=1"])
     assert cfg.tuning.rounds == 1 and cfg.fusion.stacker and len(cfg.feature_sets) == 6
     assert cfg.stacker == type(cfg.stacker)()  # the YAML states the code's defaults
+
+
+def test_an_empty_test_prediction_is_refused_with_the_reason(tmp_path):
+    from ndar.ensemble.stage import check_not_empty
+    from ndar.ensemble.tuning import EnsembleParams
+
+    empty = pd.DataFrame(columns=["video", "label", "start", "end", "score"])
+    history = [{"round": 0, "parameter": "start", "value": None, "mOS": 0.0}, {"mOS": 0.018}]
+    with pytest.raises(ValueError, match=r"no segment on any A2 session .*A1 OOF mOS 0\.018"):
+        check_not_empty(empty, EnsembleParams(), history, tmp_path)
+    one = pd.DataFrame([("s_1", 3, 1.0, 4.0, 0.5)], columns=empty.columns)
+    check_not_empty(one, EnsembleParams(), history, tmp_path)  # a single segment is enough

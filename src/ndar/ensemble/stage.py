@@ -248,6 +248,22 @@ def ensemble_rows(oof: FusionInputs, test: FusionInputs, start, tuned, truth, te
     return rows
 
 
+def check_not_empty(test_pred: pd.DataFrame, tuned, history: list[dict], run_dir: Path) -> None:
+    """Refuse to write a submission without a single segment, saying why it came out empty.
+
+    The tuned post-processing keeps only the curve runs above its thresholds; sources that never
+    learned (near-uniform probabilities, about 1/16) can stay below them on every A2 session."""
+    if len(test_pred):
+        return
+    best = max((row["mOS"] for row in history), default=float("nan"))
+    raise ValueError(
+        f"the tuned post-processing gives no segment on any A2 session (threshold "
+        f"{tuned.priors.threshold}, A1 OOF mOS {best:.3f}): the sources' A2 probabilities stay below "
+        f"it, so the models have probably not learned; see {run_dir / 'tuned.yaml'} and "
+        f"{run_dir / 'tuning_history.csv'}, and the fine-tuning and heads logs"
+    )
+
+
 def to_submission(pred: pd.DataFrame, ids: dict[str, int]) -> pd.DataFrame:
     """Session keys -> integer video ids; sessions without an id are left out (warned about earlier)."""
     known = pred[pred["video"].isin(set(ids))]
@@ -332,6 +348,7 @@ def run(cfg: EnsembleConfig) -> dict:
 
     oof_pred = predict(oof.curves, oof.segments, tuned)
     test_pred = predict(test.curves, test.segments, tuned)
+    check_not_empty(test_pred, tuned, history, run_dir)
     submission = write_submission(run_dir / "submission.txt", to_submission(test_pred, ids))
     problems = validate_submission(submission, video_ids=set(ids.values()))
     if problems:
