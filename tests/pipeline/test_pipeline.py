@@ -131,24 +131,24 @@ def test_headline_names_scores_and_paths():
     assert "submissions/r/submission.txt" in text and "submissions/r/report.html" in text
 
 
-def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
-    """finetune_folds=2: two fold models per track and view, each extracting the A1 drivers it never
-    saw, one merge, heads on probabilities; checked on the stage plan (no stage is run)."""
+def plan_stages(tmp_path, monkeypatch, overrides: list[str]) -> tuple[MainConfig, list[Stage]]:
+    """Run the main job with every stage recorded instead of run (one at a time, in plan order)."""
     import ndar.pipeline as pipeline
 
     calls: list[Stage] = []
     monkeypatch.setattr(pipeline, "run_stage", lambda stage, nproc=1: calls.append(stage) or 0.0)
     monkeypatch.chdir(REPO)
-    overrides = [
-        f"runs_dir={tmp_path / 'runs'}",
-        f"submissions_dir={tmp_path / 'subs'}",
-        "tracks=[k400_vith]",
-        "finetune_folds=2",
-        "heads_inputs=probs",
-        "jobs=1",  # one at a time: the plan's order is checked
-    ]
-    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
+    base = [f"runs_dir={tmp_path / 'runs'}", f"submissions_dir={tmp_path / 'subs'}", "jobs=1"]
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", base + overrides)
     pipeline.MainJob(cfg).run()
+    return cfg, calls
+
+
+def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
+    """finetune_folds=2: two fold models per track and view, each extracting the A1 drivers it never
+    saw, one merge, heads on probabilities; checked on the stage plan (no stage is run)."""
+    overrides = ["tracks=[k400_vith]", "finetune_folds=2", "heads_inputs=probs"]
+    cfg, calls = plan_stages(tmp_path, monkeypatch, overrides)
     names = [s.name for s in calls]
     assert [n for n in names if n.startswith("finetune")] == [
         "finetune k400_vith/rear fold0",
@@ -170,22 +170,13 @@ def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
 
 
 def test_heads_extra_train_and_per_head_overrides_reach_only_their_heads(tmp_path, monkeypatch):
-    import ndar.pipeline as pipeline
-
-    calls: list[Stage] = []
-    monkeypatch.setattr(pipeline, "run_stage", lambda stage, nproc=1: calls.append(stage) or 0.0)
-    monkeypatch.chdir(REPO)
     overrides = [
-        f"runs_dir={tmp_path / 'runs'}",
-        f"submissions_dir={tmp_path / 'subs'}",
         "tracks=[k400_vith, ego_vitl]",
         "heads_extra_train=[tim]",
         "head_overrides={tim: [tim.epochs=3], actionformer: []}",
         "heads_overrides=[seed=5]",
-        "jobs=1",
     ]
-    cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
-    pipeline.MainJob(cfg).run()
+    cfg, calls = plan_stages(tmp_path, monkeypatch, overrides)
     configs = tmp_path / "runs" / cfg.name / "configs"
     tim = yaml.safe_load((configs / "heads_tim_ego_vitl.yaml").read_text())
     assert (
