@@ -163,3 +163,25 @@ def save_config(cfg: Any, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_changes(saved: str | Path, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
+    """How `cfg` differs from the config saved at `saved`, as 'key: old -> new' lines (dotted keys;
+    keys under an `ignore` prefix skipped). Lets a stage refuse to reuse outputs made otherwise."""
+    old = _flatten(yaml.safe_load(Path(saved).read_text()) or {})
+    new = _flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)) or {})
+    keys = [
+        k for k in dict.fromkeys([*old, *new]) if not any(k == i or k.startswith(i + ".") for i in ignore)
+    ]
+    return [
+        f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys if old.get(k) != new.get(k)
+    ]

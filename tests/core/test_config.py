@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ndar.config import ConfigError, load_config, save_config
+from ndar.config import ConfigError, config_changes, load_config, save_config
 
 
 @dataclass
@@ -59,3 +59,14 @@ def test_yaml_exponent_without_dot_is_a_float():
     assert cfg.train.lr == 0.001
     with pytest.raises(ConfigError, match="train.lr: expected a number"):
         load_config(Cfg, None, ["train.lr=fast"])
+
+
+def test_config_changes_lists_dotted_differences_and_skips_ignored_keys(tmp_path):
+    path = save_config(load_config(Cfg, None, ["train.epochs=5"]), tmp_path / "saved.yaml")
+    assert config_changes(path, load_config(Cfg, None, ["train.epochs=5"])) == []
+    now = load_config(Cfg, None, ["train.epochs=6", "out=elsewhere", "train.views=[rear,dashboard]"])
+    assert config_changes(path, now, ignore=("out",)) == [
+        "train.epochs: 5 -> 6",
+        "train.views: ['rear'] -> ['rear', 'dashboard']",
+    ]
+    assert config_changes(path, now, ignore=("out", "train")) == []  # a prefix skips a whole section

@@ -75,6 +75,17 @@ def test_finished_run_is_skipped(shrink, finished_run, synth_root, driver_clips)
     assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp
 
 
+def test_finished_run_with_other_settings_is_refused_not_reused(
+    shrink, finished_run, synth_root, driver_clips
+):
+    stamp = (finished_run / "metrics.json").stat().st_mtime_ns
+    with pytest.raises(
+        ValueError, match=r"finished, but with other settings \(optim.lr: 0.003 -> 0.001\).*overwrite=true"
+    ):
+        _run(shrink, synth_root, driver_clips, finished_run, "optim.lr=0.001")
+    assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp  # nothing touched
+
+
 def test_interrupted_run_resumes_from_its_checkpoint(shrink, finished_run, synth_root, driver_clips):
     """Drop the finished marker (as if killed after epoch 3), ask for 4 epochs: only epoch 4 runs."""
     (finished_run / "metrics.json").unlink()

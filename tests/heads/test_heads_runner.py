@@ -124,3 +124,16 @@ def test_extra_train_tracks_need_probabilities_and_one_track(synthetic_dataset, 
         )  # fmt: skip
     with pytest.raises(FileNotFoundError, match="trk3"):  # a missing extra feature file is named
         run_train(tiny_config(ds, tmp_path / "c", inputs="probs", extra_train_tracks="[trk3]"))
+
+
+def test_fold_models_trained_with_other_settings_are_not_reused(synthetic_dataset, tmp_path):
+    ds, out = synthetic_dataset, tmp_path / "run"
+    run_train(tiny_config(ds, out, only_folds="[0]"))
+    run_train(tiny_config(ds, out))  # only_folds may differ: the other folds are added
+    stamp = (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"other settings \(folds: 3 -> 2\).*remove"):
+        run_train(tiny_config(ds, out, folds=2))
+    assert (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns == stamp
+    assert (
+        "folds: 3" in (out / "config.yaml").read_text().splitlines()
+    )  # the saved config still tells the truth

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from ndar import taxonomy
-from ndar.config import save_config
+from ndar.config import config_changes, save_config
 from ndar.finetune.config import FinetuneConfig
 from ndar.finetune.data import ClipDataset, load_clip_samples, split_by_fold
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
@@ -443,11 +443,25 @@ def prepare_output(cfg: FinetuneConfig, dist: DistInfo) -> None:
     barrier()
 
 
+def check_same_settings(cfg: FinetuneConfig) -> None:
+    """A finished output is reused only if it was made with these settings (never silently stale;
+    `output` itself may differ: a moved folder holds the same model)."""
+    saved = cfg.output / "config.yaml"
+    changes = config_changes(saved, cfg, ignore=("overwrite", "output")) if saved.is_file() else []
+    if changes:
+        raise ValueError(
+            f"{cfg.output} is finished, but with other settings ({'; '.join(changes[:6])}"
+            f"{'; ...' if len(changes) > 6 else ''}): pass overwrite=true to train it again with the new "
+            "ones, or choose another output"
+        )
+
+
 def run(cfg: FinetuneConfig) -> Path:
     """Fine-tune per `cfg`; returns the output folder (skipped when already finished)."""
     cfg.validate()
     cfg.output = Path(cfg.output)
     if is_finished(cfg.output) and not cfg.overwrite:
+        check_same_settings(cfg)
         log.info("%s is finished (%s exists): skipping (overwrite=true re-runs it)", cfg.output, DONE_FILE)
         return cfg.output
     dist = init_distributed(cfg.deepspeed.backend, cfg.deepspeed.cpu_shm_comm)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ndar.config import from_dict, save_config, to_dict
+from ndar.config import config_changes, from_dict, save_config, to_dict
 from ndar.data.folds import assign_folds
 from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output, get_head
 from ndar.heads.io import read_predictions, segments_frame, write_predictions
@@ -381,6 +381,22 @@ def write_source(
 # ----------------------------------------------------------------------------------- commands
 
 
+def check_same_settings(cfg: HeadsConfig) -> None:
+    """Fold models already in `out` are reused only if they were trained with these settings
+    (`only_folds` may differ: several processes may share one `out`, each with its own folds; `out`
+    itself may differ: a moved folder holds the same models)."""
+    saved, folds = Path(cfg.out) / "config.yaml", Path(cfg.out) / "folds"
+    if not saved.is_file() or not folds.is_dir() or not any(folds.iterdir()):
+        return
+    changes = config_changes(saved, resolved(cfg), ignore=("only_folds", "out"))
+    if changes:
+        raise ValueError(
+            f"{cfg.out} holds fold models trained with other settings ({'; '.join(changes[:6])}"
+            f"{'; ...' if len(changes) > 6 else ''}): remove {folds} to train them again with the new "
+            "ones, or choose another out"
+        )
+
+
 def start_run(cfg: HeadsConfig) -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -435,6 +451,7 @@ def run_folds(
 
 def run_train(cfg: HeadsConfig) -> dict:
     """`heads train`: fit every fold not yet finished, predict OOF and A2, write the prediction source."""
+    check_same_settings(cfg)
     start_run(cfg)
     extra = load_extra_train_videos(cfg)  # first: its config errors come before any loading
     a1, a2 = load_videos(cfg)
