@@ -185,3 +185,8 @@ def config_changes(saved: str | Path, cfg: Any, ignore: tuple[str, ...] = ()) ->
     return [
         f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys if old.get(k) != new.get(k)
     ]
+
+
+def describe_changes(changes: list[str], most: int = 6) -> str:
+    """'a: 1 -> 2; b: x -> y' (the first `most`, then '; ...'): the changes in one error message."""
+    return "; ".join(changes[:most]) + ("; ..." if len(changes) > most else "")

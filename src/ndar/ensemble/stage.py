@@ -248,7 +248,9 @@ def ensemble_rows(oof: FusionInputs, test: FusionInputs, start, tuned, truth, te
     return rows
 
 
-def check_not_empty(test_pred: pd.DataFrame, tuned, history: list[dict], run_dir: Path) -> None:
+def check_not_empty(
+    test_pred: pd.DataFrame, tuned: EnsembleParams, history: list[dict], run_dir: Path
+) -> None:
     """Refuse to write a submission without a single segment, saying why it came out empty.
 
     The tuned post-processing keeps only the curve runs above its thresholds; sources that never

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
 from ndar import taxonomy
-from ndar.config import config_changes, save_config
+from ndar.config import config_changes, describe_changes, save_config
 from ndar.finetune.config import FinetuneConfig
 from ndar.finetune.data import ClipDataset, load_clip_samples, split_by_fold
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
@@ -450,9 +450,8 @@ def check_same_settings(cfg: FinetuneConfig) -> None:
     changes = config_changes(saved, cfg, ignore=("overwrite", "output")) if saved.is_file() else []
     if changes:
         raise ValueError(
-            f"{cfg.output} is finished, but with other settings ({'; '.join(changes[:6])}"
-            f"{'; ...' if len(changes) > 6 else ''}): pass overwrite=true to train it again with the new "
-            "ones, or choose another output"
+            f"{cfg.output} is finished, but with other settings ({describe_changes(changes)}): "
+            "pass overwrite=true to train it again with the new ones, or choose another output"
         )
 
 

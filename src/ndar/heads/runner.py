@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ndar.config import config_changes, from_dict, save_config, to_dict
+from ndar.config import config_changes, describe_changes, from_dict, save_config, to_dict
 from ndar.data.folds import assign_folds
 from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output, get_head
 from ndar.heads.io import read_predictions, segments_frame, write_predictions
@@ -391,9 +391,8 @@ def check_same_settings(cfg: HeadsConfig) -> None:
     changes = config_changes(saved, resolved(cfg), ignore=("only_folds", "out"))
     if changes:
         raise ValueError(
-            f"{cfg.out} holds fold models trained with other settings ({'; '.join(changes[:6])}"
-            f"{'; ...' if len(changes) > 6 else ''}): remove {folds} to train them again with the new "
-            "ones, or choose another out"
+            f"{cfg.out} holds fold models trained with other settings ({describe_changes(changes)}): "
+            f"remove {folds} to train them again with the new ones, or choose another out"
         )
 
 
