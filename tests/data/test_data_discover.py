@@ -168,7 +168,10 @@ def test_flat_labels_folder_shared_by_both_splits(tmp_path):
 
 
 def test_view_difference_warning_names_the_row_that_differs(tmp_path):
-    folder = make_split(tmp_path, "A1", ["9"], sessions=(1,), labels=False, views=("dashboard", "rear")) / "user_id_9"
+    folder = (
+        make_split(tmp_path, "A1", ["9"], sessions=(1,), labels=False, views=("dashboard", "rear"))
+        / "user_id_9"
+    )
     (folder / "user_id_9.csv").write_text(
         f"{HEADER_2023}\n"
         "Dashboard_user_id_9_1,Dashboard,D,0:00:10,0:00:20,Class 2,None\n"

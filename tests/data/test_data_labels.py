@@ -284,7 +284,10 @@ def test_repeated_filename_with_another_camera_view_goes_to_that_view(tmp_path):
     assert all(len(rows) == 2 for rows in blocks.values())
     assert not [i for i in parsed.issues if i.level == "error"]  # no overlap within the dashboard block
     warnings = [i for i in parsed.issues if i.level == "warning"]
-    assert [(i.row, "rows 4-5" in i.reason or "rows 6-7" in i.reason) for i in warnings] == [(4, True), (6, True)]
+    assert [(i.row, "rows 4-5" in i.reason or "rows 6-7" in i.reason) for i in warnings] == [
+        (4, True),
+        (6, True),
+    ]
     assert "Camera View is taken" in warnings[0].reason
 
 

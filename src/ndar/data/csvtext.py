@@ -21,7 +21,9 @@ def _decode(data: bytes, name: str, what: str) -> tuple[str | None, list[Issue]]
         try:
             return data.decode("utf-16"), []
         except UnicodeDecodeError as err:
-            return None, [Issue("error", name, None, f"{what} starts with a UTF-16 mark but is not UTF-16: {err}")]
+            return None, [
+                Issue("error", name, None, f"{what} starts with a UTF-16 mark but is not UTF-16: {err}")
+            ]
     nul = data.find(b"\x00")
     if nul >= 0:
         reason = f"{what} is binary, not a text CSV (NUL byte at offset {nul}); save it as CSV (UTF-8)"
@@ -29,7 +31,9 @@ def _decode(data: bytes, name: str, what: str) -> tuple[str | None, list[Issue]]
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as err:
-        reason = f"{what} is not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}); read as Windows-1252"
+        reason = (
+            f"{what} is not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}); read as Windows-1252"
+        )
         return data.decode("cp1252", errors="replace"), [Issue("warning", name, None, reason)]
 
 
@@ -56,7 +60,9 @@ def sniff_delimiter(text: str) -> str:
     return ","
 
 
-def read_csv_rows(path: str | Path, what: str = "CSV file", sniff: bool = False) -> tuple[list[list[str]], list[Issue]]:
+def read_csv_rows(
+    path: str | Path, what: str = "CSV file", sniff: bool = False
+) -> tuple[list[list[str]], list[Issue]]:
     """The rows of a CSV file (row 1 is the first line) and the problems found.
 
     On an error the rows are empty and the one issue says why, naming the file (and the line for a

@@ -132,7 +132,9 @@ def parse_label_filename(name: str) -> tuple[VideoName, bool]:
             raise ValueError(
                 f"file name {name!r} is not of the form '<View>_user_id_<driver>[_NoAudio]_<session>[.MP4]'"
             ) from None
-        video = VideoName(view=view, driver=str(int(match.group("driver"))), session=int(match.group("session")))
+        video = VideoName(
+            view=view, driver=str(int(match.group("driver"))), session=int(match.group("session"))
+        )
         return video, True
 
 
@@ -173,7 +175,9 @@ def parse_label(text: str, fmt: str) -> int | None:
             raise ValueError(f"unknown class {number} (2022 ids are 0..{len(taxonomy.CLASSES_2022) - 1})")
         mapped = taxonomy.MAP_2022_TO_2023[number]
         if mapped is None:
-            raise NoClassError(f"2022 class {number} ({taxonomy.CLASSES_2022[number]}) has no 2023/2024 class")
+            raise NoClassError(
+                f"2022 class {number} ({taxonomy.CLASSES_2022[number]}) has no 2023/2024 class"
+            )
         return mapped
     if not 0 <= number < taxonomy.NUM_CLASSES:
         raise ValueError(f"unknown class {number} (classes are 0..{taxonomy.NUM_CLASSES - 1})")
@@ -245,7 +249,9 @@ def read_label_file(path: str | Path, fmt: str = "auto") -> LabelFile:
     if any(i.level == "error" for i in issues):
         return LabelFile(path, [], issues, "2023")
     if not records or not any(cell.strip() for cell in records[0]):
-        return LabelFile(path, [], issues + [Issue("error", name, 1, "empty label file (no header row)")], "2023")
+        return LabelFile(
+            path, [], issues + [Issue("error", name, 1, "empty label file (no header row)")], "2023"
+        )
     header = records[0]
     columns = _map_header(header)
     missing = [f for f in REQUIRED_FIELDS if f not in columns]
