@@ -15,6 +15,7 @@ from ndar import taxonomy
 from ndar.data.discover import DatasetIndex, find_split_dir, load_dataset
 from ndar.data.labels import format_rows
 from ndar.data.records import Issue
+from ndar.data.video_check import check_index_videos
 
 SPLITS = ("A1", "A2")
 
@@ -32,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the text report"
+    )
+    parser.add_argument(
+        "--videos",
+        action="store_true",
+        help="open every video: header, every packet parsed, the last second decoded (see docs/data.md)",
     )
 
 
@@ -114,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         except FileNotFoundError as err:
             print(f"check-data: {err}", file=sys.stderr)
             return 2
+        if getattr(args, "videos", False):
+            check_index_videos(indexes[-1])
     n_errors = sum(len(i.errors) for i in indexes)
     if args.json:
         report = {
