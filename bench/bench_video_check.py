@@ -35,7 +35,9 @@ def main() -> None:
         with av.open(str(path)) as container:
             decoded = sum(1 for _ in container.decode(container.streams.video[0]))
         full = time.perf_counter() - start
-    print(f"check_video {checked:.2f} s (problem: {result.problem}); full decode {full:.2f} s ({decoded} frames)")
+    print(
+        f"check_video {checked:.2f} s (problem: {result.problem}); full decode {full:.2f} s ({decoded} frames)"
+    )
 
 
 if __name__ == "__main__":
