@@ -281,9 +281,7 @@ def read_label_file(path: str | Path, fmt: str = "auto") -> LabelFile:
                 issues.append(Issue("error", name, row_number, f"unreadable Filename: {err}"))
                 continue
             if lenient:
-                notes.lenient.setdefault(filename, []).append(row_number)
-        elif filename and named is not None and filename in notes.lenient:
-            notes.lenient[filename].append(row_number)
+                notes.lenient[filename] = []
         elif not current_filename:
             issues.append(
                 Issue("error", name, row_number, "blank Filename with no earlier row to fill it from")
@@ -293,6 +291,8 @@ def read_label_file(path: str | Path, fmt: str = "auto") -> LabelFile:
             reason = f"belongs to unreadable Filename {current_filename!r}"
             issues.append(Issue("error", name, row_number, reason))
             continue
+        if current_filename in notes.lenient:
+            notes.lenient[current_filename].append(row_number)
         video = _video_of_row(values, columns, named, current_filename, agreed, notes, row_number)
         row = _parse_row(values, columns, fmt, video, current_filename, name, row_number, issues, notes)
         if row is not None:

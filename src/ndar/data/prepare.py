@@ -15,7 +15,7 @@ import argparse
 import logging
 import math
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +27,7 @@ from ndar.data.cli import splits_to_load, summarise
 from ndar.data.clips import build_clip_samples
 from ndar.data.discover import DatasetIndex, load_dataset
 from ndar.data.folds import assign_folds, write_folds
-from ndar.data.records import VideoRecord
-from ndar.data.video_check import END_TOLERANCE_S, VideoCheck, check_index_videos
+from ndar.data.video_check import VideoCheck, check_index_videos, usable_for_clips
 from ndar.utils.io import atomic_path, write_json
 from ndar.utils.logging import setup_logging
 
@@ -75,23 +74,6 @@ def _check_all(
                 info = result.info
                 probed[path] = {"duration": info.duration, "fps": info.fps, "frames": float(info.num_frames)}
     return probed, results
-
-
-def _usable_for_clips(videos: list[VideoRecord], results: dict[str, VideoCheck]) -> list[VideoRecord]:
-    """The labelled videos clips may come from: no clip of a video reported as unusable, and no
-    segment past the end of its video (both are errors in issues.json)."""
-    usable = []
-    for video in videos:
-        result = results.get(str(video.path))
-        if result is not None and not result.ok:
-            continue
-        if result is not None and result.info is not None:
-            limit = result.info.duration + END_TOLERANCE_S
-            kept = [s for s in video.segments if s.end <= limit]
-            video = replace(video, segments=kept) if len(kept) != len(video.segments) else video
-        if video.segments:
-            usable.append(video)
-    return usable
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -198,7 +180,7 @@ def run(cfg: PrepareConfig) -> Path:
         }
         for view in views:
             clips = build_clip_samples(
-                _usable_for_clips(labelled, results),
+                usable_for_clips(labelled, results),
                 view,
                 folds,
                 background_per_video=cfg.background_per_video,

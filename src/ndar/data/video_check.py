@@ -17,7 +17,7 @@ every frame, which the fine-tuning and extraction stages do (and report per vide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -198,3 +198,21 @@ def check_index_videos(index, full: bool = True, progress=None) -> dict[str, Vid
     issues += view_mismatches(index.sessions, results)
     index.issues.extend(issues)
     return results
+
+
+def usable_for_clips(videos: list[VideoRecord], results: dict[str, VideoCheck]) -> list[VideoRecord]:
+    """The labelled videos training clips may come from: none of a video reported as unusable, and
+    no segment past the end of its video (both are errors in the issues). Videos not checked are
+    kept as they are."""
+    usable = []
+    for video in videos:
+        result = results.get(str(video.path))
+        if result is not None and not result.ok:
+            continue
+        if result is not None and result.info is not None:
+            limit = result.info.duration + END_TOLERANCE_S
+            kept = [s for s in video.segments if s.end <= limit]
+            video = replace(video, segments=kept) if len(kept) != len(video.segments) else video
+        if video.segments:
+            usable.append(video)
+    return usable
