@@ -264,9 +264,16 @@ def _describe_difference(a: list, b: list) -> tuple[str, str]:
         if (x.label, x.start, x.end) != (y.label, y.start, y.end):
             text = f"first difference: class {y.label} {y.start:g}-{y.end:g}s vs class {x.label} {x.start:g}-{x.end:g}s"
             return text, y.source
-    if len(a) != len(b):
-        extra = b[len(a)] if len(b) > len(a) else b[-1]
-        return f"{len(b)} segments vs {len(a)}", extra.source
+    if len(b) > len(a):
+        extra = b[len(a)]
+        return (
+            f"{len(b)} segments vs {len(a)}: extra from class {extra.label} {extra.start:g}s on",
+            extra.source,
+        )
+    if len(b) < len(a):
+        missing = a[len(b)]
+        text = f"{len(b)} segments vs {len(a)}: none from class {missing.label} {missing.start:g}s on, after this row"
+        return text, b[-1].source
     return "same segments", b[0].source
 
 
