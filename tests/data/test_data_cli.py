@@ -58,3 +58,14 @@ def test_module_entry_point(dataset):
     )
     assert done.returncode == 0, done.stderr
     assert "drivers 4, sessions 8" in done.stdout
+
+
+def test_identical_messages_are_grouped_with_a_count(dataset, capsys):
+    label_file = dataset / "A1" / "user_id_101" / "user_id_101.csv"
+    lines = label_file.read_text().splitlines()
+    for i in (2, 3, 6):
+        lines[i] = lines[i].replace(f"Class {lines[i].split('Class ')[1].split(',')[0]}", "NA")
+    label_file.write_text("\n".join(lines) + "\n")
+    assert main(["check-data", str(dataset), "--split", "A1"]) == 0
+    out = capsys.readouterr().out
+    assert f"WARNING {label_file}:3-4, 7: label 'NA' is NA; row not used (x3)" in out

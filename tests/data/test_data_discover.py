@@ -165,3 +165,68 @@ def test_flat_labels_folder_shared_by_both_splits(tmp_path):
     a2 = load_dataset(tmp_path / "videos", "A2", labels_dir=labels)
     assert a2.errors == [] and not any(s.segments for s in a2.sessions)
     assert any("['5', '7']" in w.reason for w in a2.warnings)
+
+
+def test_view_difference_warning_names_the_row_that_differs(tmp_path):
+    folder = (
+        make_split(tmp_path, "A1", ["9"], sessions=(1,), labels=False, views=("dashboard", "rear"))
+        / "user_id_9"
+    )
+    (folder / "user_id_9.csv").write_text(
+        f"{HEADER_2023}\n"
+        "Dashboard_user_id_9_1,Dashboard,D,0:00:10,0:00:20,Class 2,None\n"
+        ",Dashboard,D,0:00:30,0:00:40,Class 3,None\n"
+        "Rear_view_user_id_9_1,Rear_view,D,0:00:10,0:00:20,Class 2,None\n"
+        ",Rear_view,D,0:00:31,0:00:40,Class 3,None\n"  # row 5 differs, not row 4
+    )
+    [warning] = [i for i in load_dataset(tmp_path, "A1").issues if "differ" in i.reason]
+    assert warning.row == 5 and "class 3 31-40s vs class 3 30-40s" in warning.reason
+
+
+@pytest.mark.parametrize("name", ["user id_9.csv", "User_ID_9.csv", "userid_9.csv"])
+def test_label_file_spellings_of_real_releases_are_read(tmp_path, name):
+    folder = make_split(tmp_path, "A1", ["9"], sessions=(1,)) / "user_id_9"
+    (folder / "user_id_9.csv").rename(folder / name)  # the 2022 release: 'user id_24491.csv'
+    index = load_dataset(tmp_path, "A1")
+    assert index.issues == []
+    assert len(index.session("9_1").segments) == len(TIMELINE)
+
+
+def _relabel(text: str, driver: str, other: str) -> str:
+    return text.replace(f"user_id_{driver}_", f"user_id_{other}_")
+
+
+def test_a_file_in_a_drivers_folder_labels_that_driver_even_if_filenames_name_another(tmp_path):
+    # the 2024 release's user_id_93439.csv names driver 98389 on every row; 98389 has its own file
+    split = make_split(tmp_path, "A1", ["93439", "98389"], sessions=(5,))
+    own = split / "user_id_93439" / "user_id_93439.csv"
+    own.write_text(_relabel(own.read_text(), "93439", "98389").replace("0:00:17", "0:00:16"))
+    index = load_dataset(tmp_path, "A1")
+    assert not index.errors
+    assert index.session("93439_5").segments[0].start == 16  # its own rows, not 98389's
+    assert index.session("98389_5").segments[0].start == 17
+    [warning] = [w for w in index.warnings if "Filenames name driver 98389" in w.reason]
+    assert warning.file == str(own) and "rows used for driver 93439" in warning.reason
+
+
+def _misnamed_79755(tmp_path: Path) -> Path:
+    split = make_split(tmp_path, "A1", ["79755", "101"], sessions=(3,))
+    folder = split / "user_id_79755"
+    (folder / "user_id_79755.csv").rename(folder / "user_id_79775.csv")
+    return split
+
+
+def test_misnamed_label_file_reads_the_same_in_driver_folder_and_flat_labels_folder(tmp_path):
+    split = _misnamed_79755(tmp_path / "nested")
+    nested = load_dataset(split.parent, "A1")
+    flat_root = tmp_path / "flat"
+    split = _misnamed_79755(flat_root)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for csv_file in split.rglob("*.csv"):
+        csv_file.rename(labels / csv_file.name)
+    flat = load_dataset(flat_root, "A1", labels_dir=labels)
+    for index in (nested, flat):
+        assert not index.errors, index.errors
+        assert len(index.session("79755_3").segments) == len(TIMELINE)
+        assert any("79775" in w.reason and "79755" in w.reason for w in index.warnings)

@@ -142,8 +142,23 @@ def test_2022_format_maps_class_ids(tmp_path):
     assert parsed.fmt == "2022"
     assert [r.segment.label for r in parsed.rows] == [3, 7, 15]
     [issue] = parsed.issues
-    assert (issue.level, issue.row) == ("error", 5)
-    assert "Hair / makeup" in issue.reason
+    assert (issue.level, issue.row) == ("warning", 5)  # no 2023 class: the row is not used, once per file
+    assert "Hair / makeup" in issue.reason and "1 row(s)" in issue.reason
+
+
+def test_2022_hair_makeup_rows_are_one_warning_per_file_and_messages_use_2022_ids(tmp_path):
+    text = (
+        f"{HEADER_2022}\n"
+        "42271,Dashboard_user_id_42271_3,Dashboard,Distracted,0:00:09,0:00:26,7,None\n"
+        ",,Dashboard,Distracted,0:00:20,0:00:41,8,None\n"  # overlaps row 4, quoted as 2022 class 8
+        ",,Dashboard,Distracted,0:00:30,0:00:35,3,None\n"
+        ",,Dashboard,Distracted,0:01:00,0:01:05,7,None\n"
+    )
+    parsed = read_label_file(write(tmp_path, text))
+    warnings = [i for i in parsed.issues if i.level == "warning"]
+    assert len(warnings) == 1 and "2 row(s)" in warnings[0].reason and "rows 2, 5" in warnings[0].reason
+    [error] = [i for i in parsed.issues if i.level == "error"]
+    assert error.row == 3 and "class 8 (2022 id)" in error.reason and "class 3 (2022 id)" in error.reason
 
 
 def test_na_label_is_a_warning_and_row_not_used(tmp_path):
@@ -199,8 +214,26 @@ def test_overlapping_segments_of_one_video_are_errors(tmp_path):
     parsed = read_label_file(write(tmp_path, text))
     assert len(parsed.rows) == 5  # reported, not dropped
     overlaps = [i for i in parsed.issues if "overlaps" in i.reason]
-    assert [(i.level, i.row) for i in overlaps] == [("error", 3), ("error", 4)]
-    assert "row 2" in overlaps[0].reason and "row 2" in overlaps[1].reason
+    # row 2 spans rows 3 and 4: one error on the culprit, not one on every row it covers
+    assert [(i.level, i.row) for i in overlaps] == [("error", 2)]
+    assert "2 rows (rows 3-4" in overlaps[0].reason
+
+
+def test_a_typod_time_spanning_many_rows_is_one_error_on_that_row(tmp_path):
+    rows = "".join(f",Dashboard,D,0:0{m}:00,0:0{m}:10,Class 1,None\n" for m in range(1, 8))
+    text = f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:44,0:04:49,Class 10,None\n{rows}"
+    parsed = read_label_file(write(tmp_path, text))
+    [issue] = parsed.issues
+    assert (issue.level, issue.row) == ("error", 2) and "4 rows (rows 3-6" in issue.reason
+
+
+def test_a_plain_pair_overlap_is_one_error(tmp_path):
+    text = (
+        f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:44,0:01:13,Class 4,None\n"
+        ",Dashboard,D,0:01:12,0:01:16,Class 13,None\n"
+    )
+    [issue] = read_label_file(write(tmp_path, text)).issues
+    assert issue.level == "error" and "overlaps row" in issue.reason
 
 
 def test_rows_out_of_time_order_are_a_warning(tmp_path):
@@ -237,3 +270,62 @@ def test_nothing_is_dropped_silently(tmp_path):
     reported = {i.row for i in parsed.issues}
     assert used == {2, 7}
     assert used | reported == set(range(2, 8))
+
+
+def test_repeated_filename_with_another_camera_view_goes_to_that_view(tmp_path):
+    # the 2024 release's user_id_47158.csv: the Dashboard Filename copied onto the other views' rows
+    block = ["0:00:09,0:00:13,Class 8", "0:00:46,0:01:03,Class 4"]
+    lines = [HEADER]
+    for view in ("Dashboard", "Rearview", "Rightside Window"):
+        lines += [f"Dashboard_user_id_47158_5,{view},D,{b},None" for b in block]
+    parsed = read_label_file(write(tmp_path, "\n".join(lines) + "\n"))
+    blocks = parsed.block_rows()
+    assert sorted(v.view for v in blocks) == ["dashboard", "rear", "right"]
+    assert all(len(rows) == 2 for rows in blocks.values())
+    assert not [i for i in parsed.issues if i.level == "error"]  # no overlap within the dashboard block
+    warnings = [i for i in parsed.issues if i.level == "warning"]
+    assert [(i.row, "rows 4-5" in i.reason or "rows 6-7" in i.reason) for i in warnings] == [
+        (4, True),
+        (6, True),
+    ]
+    assert "Camera View is taken" in warnings[0].reason
+
+
+def test_filename_without_user_is_read_with_one_warning(tmp_path):
+    text = (
+        f"{HEADER}\nRight_side_window_id_14786_7,Right,D,0:00:09,0:00:13,Class 8,None\n"
+        "Right_side_window_id_14786_7,Right,D,0:00:20,0:00:23,Class 2,None\n"
+    )
+    parsed = read_label_file(write(tmp_path, text))
+    assert [r.video for r in parsed.rows] == [VideoName("right", "14786", 7)] * 2
+    [issue] = parsed.issues
+    assert issue.level == "warning" and "rows 2-3" in issue.reason and "lacks 'user_'" in issue.reason
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "1e9", "0:00:0_2", "0:00:-1", "0x10"])
+def test_non_time_values_are_errors_naming_the_row(tmp_path, bad):
+    text = f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:01,0:00:02,Class 3,None\n,Dashboard,D,0:00:05,{bad},Class 1,None\n"
+    parsed = read_label_file(write(tmp_path, text))
+    assert len(parsed.rows) == 1
+    [issue] = parsed.issues
+    assert (issue.level, issue.row) == ("error", 3) and "unreadable time" in issue.reason
+
+
+def test_cr_only_line_endings_are_read_like_lf(tmp_path):
+    text = f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:01,0:00:02,Class 3,None\n,Dashboard,D,0:00:05,0:00:09,Class 1,None\n"
+    lf = read_label_file(write(tmp_path, text, name="user_id_1.csv"))
+    cr = read_label_file(write(tmp_path, text.replace("\n", "\r"), name="user_id_2.csv"))
+    assert [r.segment for r in cr.rows] != [] and [(r.segment.label, r.segment.start) for r in cr.rows] == [
+        (r.segment.label, r.segment.start) for r in lf.rows
+    ]
+    assert cr.issues == []
+
+
+def test_mixed_cr_and_lf_and_binary_files_are_one_clear_error(tmp_path):
+    mixed = write(tmp_path, f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:01,0:00:02,Class 3,None\r,x\n")
+    [issue] = read_label_file(mixed).issues
+    assert issue.level == "error" and "CR-only" in issue.reason and issue.file == str(mixed)
+    binary = tmp_path / "user_id_9.csv"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)))
+    [issue] = read_label_file(binary).issues
+    assert issue.level == "error" and "binary" in issue.reason and issue.file == str(binary)

@@ -23,7 +23,7 @@ def write_tiny_video(path, frames=15, fps=30):
         stream.width = stream.height = 32
         stream.pix_fmt = "yuv420p"
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 10, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 5 % 256, np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
 
@@ -84,15 +84,17 @@ def test_prepare_is_deterministic(dataset, tmp_path):
 
 def test_probe_reads_real_videos_and_reports_broken_ones(dataset, tmp_path):
     good = dataset / "A1" / "user_id_101" / "Rear_view_user_id_101_NoAudio_1.MP4"
-    write_tiny_video(good)
+    write_tiny_video(good, frames=130, fps=1)  # 130 s: the label timeline ends at 118 s
     out = run(PrepareConfig(root=dataset, split="A1", out=tmp_path / "p", k=2, probe=True, views=["rear"]))
     videos = pd.read_csv(out / "videos.csv").set_index("stem")
     row = videos.loc[good.stem]
-    assert (row["fps"], row["frames"], row["duration"]) == (30.0, 15.0, 0.5)
+    assert (row["fps"], row["frames"], row["duration"]) == (1.0, 130.0, 130.0)
     issues = json.loads((out / "issues.json").read_text())
     assert len(issues) == 23 and all(
-        i["level"] == "error" and "cannot read video" in i["reason"] for i in issues
+        i["level"] == "error" and "cannot read video: empty file (0 bytes)" in i["reason"] for i in issues
     )
+    clips = pd.read_csv(out / "clips_rear.csv")
+    assert set(clips["path"]) == {str(good.resolve())}  # no clip of a video it reported
     with pytest.raises(ValueError, match="23 data error"):
         run(PrepareConfig(root=dataset, split="A1", out=tmp_path / "s", k=2, probe=True, strict=True))
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ndar.cli import main as cli_main
-from ndar.submission import read_submission, validate_submission, write_submission
+from ndar.submission import check_submission, read_submission, validate_submission, write_submission
 
 
 def test_reader_accepts_spaces_tabs_commas(tmp_path):
@@ -61,12 +61,44 @@ def test_validator_reports_each_problem_with_line(tmp_path):
     assert problems == [
         f"{path}:2: duplicate of line 1",
         f"{path}:3: video id 9 is not in the video id list",
-        f"{path}:4: activity id 0 is outside 1..15",
         f"{path}:5: activity id 16 is outside 1..15",
         f"{path}:6: times must be whole seconds (start 5.5, end 6)",
         f"{path}:7: end 7 is before start 8",
         f"{path}:8: video id 'x' is not an integer",
     ]
+    assert f"{path}:4: activity id 0 (normal driving) is not scored (--strict)" in validate_submission(
+        path, video_ids={1, 2}, strict=True
+    )
+
+
+def test_class0_lines_are_one_warning_unless_strict(tmp_path, capsys):
+    path = tmp_path / "sub.txt"
+    path.write_text("1 1 10 20\n1 0 20 30\n1 0 40 50\n1 2 60 70\n")
+    check = check_submission(path)
+    assert check.errors == []
+    assert check.warnings == [f"{path}: 2 class-0 line(s) (lines 2-3): not scored, the evaluation drops them"]
+    assert cli_main(["validate-submission", str(path)]) == 0
+    assert "warning:" in capsys.readouterr().out
+    assert cli_main(["validate-submission", str(path), "--strict"]) == 1
+
+
+def test_2022_edition_accepts_its_own_class_ids(tmp_path):
+    path = tmp_path / "sub.txt"
+    path.write_text("7 17 354 371 \n")
+    assert validate_submission(path) == [f"{path}:1: activity id 17 is outside 1..15"]
+    assert check_submission(path, edition="2022").errors == []
+
+
+def test_non_utf8_file_is_named_by_score_and_validate(tmp_path, capsys):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1 1 10 20\n")
+    bad = tmp_path / "latin.txt"
+    bad.write_bytes("1 1 10 20 \xe9t\xe9\n".encode("latin-1"))
+    assert cli_main(["score", "--gt", str(gt), "--pred", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not a UTF-8 text file" in err
+    assert cli_main(["validate-submission", str(bad)]) == 1
+    assert f"{bad}: not a UTF-8 text file" in capsys.readouterr().out
 
 
 def test_validator_empty_file(tmp_path):

@@ -13,6 +13,9 @@ from collections import Counter
 
 from ndar import taxonomy
 from ndar.data.discover import DatasetIndex, find_split_dir, load_dataset
+from ndar.data.labels import format_rows
+from ndar.data.records import Issue
+from ndar.data.video_check import check_index_videos
 
 SPLITS = ("A1", "A2")
 
@@ -30,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the text report"
+    )
+    parser.add_argument(
+        "--videos",
+        action="store_true",
+        help="open every video: header, every packet parsed, the last second decoded (see docs/data.md)",
     )
 
 
@@ -79,9 +87,25 @@ def format_report(indexes: list[DatasetIndex]) -> str:
             f"sessions with a video id {info['sessions_with_video_id']}"
         )
         lines.append(f"  {info['errors']} error(s), {info['warnings']} warning(s)")
-        for issue in sorted(index.issues, key=lambda i: (i.level != "error", i.file, i.row or 0)):
-            lines.append(f"  {issue}")
+        lines += [f"  {line}" for line in group_issues(index.issues)]
     return "\n".join(lines)
+
+
+def group_issues(issues: list[Issue]) -> list[str]:
+    """One line per distinct (level, file, reason), its rows listed and counted ("x64"), errors first.
+
+    A 2022 file has dozens of `NA` rows; one line per row would bury the few errors to fix.
+    """
+    groups: dict[tuple[str, str, str], list[int | None]] = {}
+    for issue in sorted(issues, key=lambda i: (i.level != "error", i.file, i.row or 0)):
+        groups.setdefault((issue.level, issue.file, issue.reason), []).append(issue.row)
+    lines = []
+    for (level, file, reason), rows in groups.items():
+        numbered = [r for r in rows if r is not None]
+        where = file if not numbered else f"{file}:{format_rows(numbered).split(' ', 1)[1]}"
+        count = f" (x{len(rows)})" if len(rows) > 1 else ""
+        lines.append(f"{level.upper()} {where}: {reason}{count}")
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
@@ -96,6 +120,8 @@ def main(args: argparse.Namespace) -> int:
         except FileNotFoundError as err:
             print(f"check-data: {err}", file=sys.stderr)
             return 2
+        if getattr(args, "videos", False):
+            check_index_videos(indexes[-1])
     n_errors = sum(len(i.errors) for i in indexes)
     if args.json:
         report = {

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ndar import taxonomy
-from ndar.data.labels import LabelFile, VideoName, parse_video_name, read_label_file
+from ndar.data.labels import LabelFile, VideoName, format_rows, parse_video_name, read_label_file
 from ndar.data.records import Issue, SessionRecord, VideoRecord
 from ndar.data.video_ids import read_video_ids_with_issues
 
 log = logging.getLogger(__name__)
 
-LABEL_FILE_RE = re.compile(r"^user_id_(\d+)\.csv$", re.IGNORECASE)
-DRIVER_DIR_RE = re.compile(r"^user_id_(\d+)$", re.IGNORECASE)
+# 'user_id_24491.csv' and the spellings releases really use: the 2022 release names one file
+# 'user id_24491.csv' (a space); 'User_ID_', 'userid_' and 'user-id_' are accepted alike.
+LABEL_FILE_RE = re.compile(r"^user[ _-]?id[ _-]?(\d+)\.csv$", re.IGNORECASE)
+DRIVER_DIR_RE = re.compile(r"^user[ _-]?id[ _-]?(\d+)$", re.IGNORECASE)
 VIDEO_IDS_RE = re.compile(r"^video_ids?.*\.csv$", re.IGNORECASE)
 SPLIT_NAME_RE = re.compile(r"^a\d$", re.IGNORECASE)
 
@@ -148,25 +150,65 @@ def _label_search_dir(split_dir: Path, split: str, labels_dir: Path | None) -> P
 
 
 def _find_label_files(search_dir: Path, issues: list[Issue]) -> dict[str, Path]:
-    """driver -> label file; other CSVs in driver folders are reported (they may be misnamed labels)."""
+    """driver -> label file; other CSVs in driver folders are reported (they may be misnamed labels).
+
+    A file inside a driver's folder labels that driver, whatever its name says (the 2024 release
+    keeps `user_id_79775.csv` in the folder of driver 79755, whose videos it labels); elsewhere the
+    file name gives the driver.
+    """
     found: dict[str, Path] = {}
     for path in _walk_files(search_dir):
         if path.suffix.lower() != ".csv" or path.name.startswith("."):
             continue
         match = LABEL_FILE_RE.match(path.name)
+        folder = DRIVER_DIR_RE.match(path.parent.name)
         if not match:
-            if not VIDEO_IDS_RE.match(path.name) and DRIVER_DIR_RE.match(path.parent.name):
+            if not VIDEO_IDS_RE.match(path.name) and folder:
                 issues.append(
                     Issue("warning", str(path), None, "CSV not named user_id_<driver>.csv; not read")
                 )
             continue
         driver = str(int(match.group(1)))
+        if folder and str(int(folder.group(1))) != driver:
+            folder_driver = str(int(folder.group(1)))
+            reason = (
+                f"file named for driver {driver} lies in the folder of driver {folder_driver}: "
+                f"read as driver {folder_driver}'s labels"
+            )
+            issues.append(Issue("warning", str(path), None, reason))
+            driver = folder_driver
         if driver in found:
             reason = f"second label file for driver {driver} (first: {found[driver]}); not read"
             issues.append(Issue("error", str(path), None, reason))
             continue
         found[driver] = path
     return found
+
+
+def _adopt_misnamed_files(
+    foreign: dict[str, Path],
+    label_files: dict[str, Path],
+    drivers: set[str],
+    parsed: dict[Path, LabelFile],
+    issues: list[Issue],
+) -> None:
+    """In a flat labels folder, a file named for a driver without videos whose Filenames all name one
+    driver that has videos and no label file of its own labels that driver (the 2024 release's
+    `user_id_79775.csv` labels driver 79755): read the same as inside the driver's folder."""
+    for named_driver, path in foreign.items():
+        label_file = parsed.setdefault(path, read_label_file(path))
+        named = {row.video.driver for row in label_file.rows}
+        if len(named) != 1:
+            continue
+        driver = named.pop()
+        if driver in drivers and driver not in label_files:
+            reason = (
+                f"file named for driver {named_driver}, who has no videos here, labels only driver {driver}'s "
+                f"videos, and {driver} has no label file of its own: read as driver {driver}'s labels"
+            )
+            issues.append(Issue("warning", str(path), None, reason))
+            del label_files[named_driver]
+            label_files[driver] = path
 
 
 def _expected_name(name: VideoName) -> str:
@@ -180,15 +222,19 @@ def _attach_labels(
     labelled: dict,
     issues: list[Issue],
 ) -> None:
-    """Give each video the segments of its block; report blocks whose video is not on disk."""
+    """Give each video of `driver` the segments of its block; report blocks whose video is not on disk.
+
+    The file labels `driver`'s videos (its folder or name says so): a Filename naming another driver
+    is taken as a slip (the 2024 release's user_id_93439.csv names driver 98389 on every row) and
+    its rows go to `driver`'s video of the same view and session, with one warning per file.
+    """
     file = str(label_file.path)
+    stray: dict[str, list[int]] = {}
     for name, rows in label_file.block_rows().items():
         first = rows[0]
         if name.driver != driver:
-            reason = (
-                f"Filename {first.filename!r} names driver {name.driver}, but the file is driver {driver}'s"
-            )
-            issues.append(Issue("warning", file, first.row, reason))
+            stray.setdefault(name.driver, []).extend(r.row for r in rows)
+            name = VideoName(view=name.view, driver=driver, session=name.session)
         video = videos.get(name)
         if video is None:
             reason = (
@@ -204,15 +250,31 @@ def _attach_labels(
         labelled[name] = file
         video.segments = sorted((r.segment for r in rows), key=lambda s: (s.start, s.end))
         video.appearance = next((r.appearance for r in rows if r.appearance), None)
+    for other, rows in stray.items():
+        reason = (
+            f"{format_rows(rows)}: Filenames name driver {other}, but this is driver {driver}'s label file: "
+            f"rows used for driver {driver}'s videos of the same view and session"
+        )
+        issues.append(Issue("warning", file, min(rows), reason))
 
 
-def _describe_difference(a: list, b: list) -> str:
-    if len(a) != len(b):
-        return f"{len(b)} segments vs {len(a)}"
+def _describe_difference(a: list, b: list) -> tuple[str, str]:
+    """What differs between two views' segments, and the 'file:row' of the first differing one in `b`."""
     for x, y in zip(a, b):
         if (x.label, x.start, x.end) != (y.label, y.start, y.end):
-            return f"first difference: class {y.label} {y.start:g}-{y.end:g}s vs class {x.label} {x.start:g}-{x.end:g}s"
-    return "same segments"
+            text = f"first difference: class {y.label} {y.start:g}-{y.end:g}s vs class {x.label} {x.start:g}-{x.end:g}s"
+            return text, y.source
+    if len(b) > len(a):
+        extra = b[len(a)]
+        return (
+            f"{len(b)} segments vs {len(a)}: extra from class {extra.label} {extra.start:g}s on",
+            extra.source,
+        )
+    if len(b) < len(a):
+        missing = a[len(b)]
+        text = f"{len(b)} segments vs {len(a)}: none from class {missing.label} {missing.start:g}s on, after this row"
+        return text, b[-1].source
+    return "same segments", b[0].source
 
 
 def _build_sessions(
@@ -245,11 +307,12 @@ def _build_sessions(
         reference = [(s.label, s.start, s.end) for s in truth.segments]
         for other in labelled[1:]:
             if [(s.label, s.start, s.end) for s in other.segments] != reference:
+                difference, source = _describe_difference(truth.segments, other.segments)
                 reason = (
                     f"labels of the {other.view} view differ from the {truth.view} view used as ground truth of "
-                    f"session {session.key}: {_describe_difference(truth.segments, other.segments)}"
+                    f"session {session.key}: {difference}"
                 )
-                file, row = other.segments[0].source.rsplit(":", 1)
+                file, row = source.rsplit(":", 1)
                 issues.append(Issue("warning", file, int(row), reason))
     return sorted(sessions.values(), key=lambda s: (_driver_order(s.driver), s.session))
 
@@ -327,9 +390,12 @@ def load_dataset(root: str | Path, split: str = "A1", labels_dir: str | Path | N
 
     label_dir = _label_search_dir(split_dir, split, Path(labels_dir) if labels_dir else None)
     label_files = _find_label_files(label_dir, issues)
+    drivers = {name.driver for name in found}
+    parsed: dict[Path, LabelFile] = {}
+    orphans = {d: p for d, p in label_files.items() if d not in drivers}
+    _adopt_misnamed_files(orphans, label_files, drivers, parsed, issues)
     if labels_dir is not None and _child_dir(Path(labels_dir), split) is None:
         # a flat labels folder is shared by the splits: read only the files of this split's drivers
-        drivers = {name.driver for name in found}
         foreign = sorted((d for d in label_files if d not in drivers), key=_driver_order)
         if foreign:
             reason = (
@@ -342,7 +408,7 @@ def load_dataset(root: str | Path, split: str = "A1", labels_dir: str | Path | N
         issues.append(Issue("error", str(label_dir), None, "no label files (user_id_<driver>.csv) found"))
     labelled: dict[VideoName, str] = {}
     for driver, path in sorted(label_files.items(), key=lambda kv: _driver_order(kv[0])):
-        label_file = read_label_file(path)
+        label_file = parsed.get(path) or read_label_file(path)
         issues.extend(label_file.issues)
         _attach_labels(label_file, driver, found, labelled, issues)
 

@@ -27,7 +27,7 @@ from ndar.data.cli import splits_to_load, summarise
 from ndar.data.clips import build_clip_samples
 from ndar.data.discover import DatasetIndex, load_dataset
 from ndar.data.folds import assign_folds, write_folds
-from ndar.data.records import Issue, VideoRecord
+from ndar.data.video_check import VideoCheck, check_index_videos, usable_for_clips
 from ndar.utils.io import atomic_path, write_json
 from ndar.utils.logging import setup_logging
 
@@ -52,37 +52,28 @@ class PrepareConfig:
     min_seconds: float = 2.0  # shortest class-0 clip (gaps shorter than this are not used)
     margin: float = 1.0  # seconds kept between a class-0 clip and any activity
     min_activity_seconds: float = 1.0  # shorter activities (e.g. 0 s sips) are widened to this
-    probe: bool = True  # read each video's duration, fps and frame count (PyAV; header only)
+    probe: bool = True  # open each video: duration, fps, frame count, size (PyAV)
+    check_videos: bool = True  # with probe: also parse every packet and decode the last second
     strict: bool = False  # fail when the data has errors (default: report them in issues.json and go on)
 
 
-def probe_video(path: Path) -> dict[str, float]:
-    """Duration (s), fps and frame count from the container header; raises when the file is not a video."""
-    import av  # imported here: only `prepare` with probe=true needs it
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1e6
-        else:
-            duration = math.nan
-        frames = float(stream.frames) if stream.frames else (round(duration * fps) if fps else math.nan)
-    return {"duration": duration, "fps": fps, "frames": frames}
-
-
-def _probe_all(videos: list[VideoRecord], issues: list[Issue]) -> dict[str, dict[str, float]]:
-    info: dict[str, dict[str, float]] = {}
-    for video in tqdm(videos, desc="probe videos", unit="video", leave=False):
-        try:
-            info[str(video.path)] = probe_video(video.path)
-        except Exception as err:  # any decoder failure is reported with the file, never fatal here
-            issues.append(Issue("error", str(video.path), None, f"cannot read video: {err}"))
-    return info
+def _check_all(
+    indexes: list[DatasetIndex], full: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, VideoCheck]]:
+    """Open every video (`ndar.data.video_check`): the header facts of each readable one (path ->
+    duration, fps, frames) and every result; problems go to the indexes' issues."""
+    probed: dict[str, dict[str, float]] = {}
+    results: dict[str, VideoCheck] = {}
+    for index in indexes:
+        found = check_index_videos(
+            index, full=full, progress=lambda v: tqdm(v, desc="check videos", unit="video", leave=False)
+        )
+        results.update(found)
+        for path, result in found.items():
+            if result.info is not None:
+                info = result.info
+                probed[path] = {"duration": info.duration, "fps": info.fps, "frames": float(info.num_frames)}
+    return probed, results
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -164,9 +155,8 @@ def run(cfg: PrepareConfig) -> Path:
     if not splits:
         raise FileNotFoundError(f"no A1/ or A2/ folder (or user_id_* folders) found under {cfg.root}")
     indexes = [load_dataset(cfg.root, split, labels_dir=cfg.labels_dir) for split in splits]
+    probed, results = _check_all(indexes, full=cfg.check_videos) if cfg.probe else ({}, {})
     issues = [issue for index in indexes for issue in index.issues]
-    all_videos = [v for index in indexes for v in index.videos]
-    probed = _probe_all(all_videos, issues) if cfg.probe else {}
     n_errors = sum(1 for i in issues if i.level == "error")
     if n_errors:
         log.warning(
@@ -182,6 +172,7 @@ def run(cfg: PrepareConfig) -> Path:
     labelled = [v for v in train.videos if v.segments] if train else []
     folds: dict[str, int] = {}
     if labelled:
+        # folds from every labelled driver, so a broken video does not reshuffle the others' folds
         folds = assign_folds(sorted({v.driver for v in labelled}), cfg.k, cfg.seed)
         write_folds(out / "folds.json", folds, cfg.k, cfg.seed)
         durations = {
@@ -189,7 +180,7 @@ def run(cfg: PrepareConfig) -> Path:
         }
         for view in views:
             clips = build_clip_samples(
-                labelled,
+                usable_for_clips(labelled, results),
                 view,
                 folds,
                 background_per_video=cfg.background_per_video,

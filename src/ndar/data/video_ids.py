@@ -8,11 +8,10 @@ the file name itself, never by column position.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 
+from ndar.data.csvtext import read_csv_rows
 from ndar.data.labels import parse_video_name
 from ndar.data.records import Issue
 
@@ -28,26 +27,13 @@ def _parse_id(text: str) -> int:
     return int(match.group(1))
 
 
-def _split_rows(text: str) -> list[list[str]]:
-    """CSV rows; tab or semicolon separated files are accepted too."""
-    first = text.splitlines()[0] if text.strip() else ""
-    delimiter = ","
-    for candidate in ("\t", ";"):
-        if candidate in first and "," not in first:
-            delimiter = candidate
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
-
-
 def read_video_ids_with_issues(path: str | Path) -> tuple[dict[int, dict[str, str]], list[Issue]]:
     """`{video_id: {view: filename}}` plus the problems found (rows with problems are reported, not guessed)."""
     path = Path(path)
     name = str(path)
-    issues: list[Issue] = []
-    try:
-        text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    except OSError as err:
-        return {}, [Issue("error", name, None, f"cannot read video id file: {err}")]
-    rows = _split_rows(text)
+    rows, issues = read_csv_rows(path, "video id file", sniff=True)
+    if any(i.level == "error" for i in issues):
+        return {}, issues
     result: dict[int, dict[str, str]] = {}
     for row_number, values in enumerate(rows, start=1):
         cells = [_clean(v) for v in values]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ndar.submission.io import validate_submission
+from ndar.submission.io import EDITION_CLASSES, check_submission
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,10 +12,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video-ids", default=None, help="video_ids.csv of the test split (ids must be listed)"
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse class-0 lines too (default: a warning; they are not scored)",
+    )
+    parser.add_argument(
+        "--edition",
+        default="2024",
+        choices=sorted(EDITION_CLASSES),
+        help="challenge edition whose class ids apply (2022: 1..17, 2023/2024: 1..15)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    problems = validate_submission(args.file, video_ids=args.video_ids)
+    check = check_submission(args.file, video_ids=args.video_ids, strict=args.strict, edition=args.edition)
+    for warning in check.warnings:
+        print(f"warning: {warning}")
+    problems = check.errors
     for problem in problems:
         print(problem)
     if problems:

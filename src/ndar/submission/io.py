@@ -16,10 +16,12 @@ import logging
 import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from ndar.data.labels import format_rows
 from ndar.taxonomy import BACKGROUND, SCORED_CLASSES
 from ndar.utils.io import atomic_write_text
 
@@ -53,10 +55,18 @@ def _parse_line(text: str) -> tuple[tuple[int, int, float, float] | None, str | 
 
 
 def _lines(path: Path) -> list[str]:
+    """The file's lines; a missing, binary or non-UTF-8 file raises ValueError naming the file."""
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        data = path.read_bytes()
     except OSError as err:
         raise ValueError(f"{path}: cannot read submission file: {err}") from err
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not a UTF-8 text file (byte 0x{data[err.start]:02x} at offset {err.start}); "
+            "expected lines 'video_id activity_id start end'"
+        ) from None
 
 
 def read_submission(path: str | Path) -> pd.DataFrame:
@@ -130,25 +140,50 @@ def _known_ids(video_ids: str | Path | Iterable[int] | None) -> set[int] | None:
     return {int(v) for v in video_ids}
 
 
-def validate_submission(path: str | Path, video_ids: str | Path | Iterable[int] | None = None) -> list[str]:
+@dataclass
+class SubmissionCheck:
+    """What `check_submission` found: errors (the file is refused) and warnings (accepted as is)."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# Class ids a submission may hold per edition: 2023/2024 use 1..15; 2022 numbered 18 classes, 1..17.
+EDITION_CLASSES = {"2023": SCORED_CLASSES, "2024": SCORED_CLASSES, "2022": tuple(range(1, 18))}
+
+
+def check_submission(
+    path: str | Path,
+    video_ids: str | Path | Iterable[int] | None = None,
+    strict: bool = False,
+    edition: str = "2024",
+) -> SubmissionCheck:
     """Every problem of a submission file, one message per problem with its line number.
 
-    Checks: 4 fields per line, integer video and class ids, ids listed in `video_ids` (a
-    video_ids.csv path or a collection of ids) when given, class in 1..15, whole non-negative
-    seconds, end >= start, duplicate lines, and an empty file. An empty list means valid.
+    Errors: field count, integer ids, ids listed in `video_ids` (a video_ids.csv path or a
+    collection of ids) when given, class outside the edition's classes, negative or non-whole
+    seconds, end < start, duplicate lines, an empty file. Class-0 lines are a warning, grouped in one
+    message: the evaluation server scored real files holding them (CarrotPeeler's 0.5178 file has
+    75) and the official evaluation drops class 0, as `score` does; `strict` makes them errors.
     """
     path = Path(path)
+    if edition not in EDITION_CLASSES:
+        raise ValueError(f"edition must be one of {sorted(EDITION_CLASSES)}, got {edition!r}")
+    classes = EDITION_CLASSES[edition]
+    check = SubmissionCheck()
     try:
         lines = _lines(path)
     except ValueError as err:
-        return [str(err)]
-    problems: list[str] = []
+        check.errors.append(str(err))
+        return check
+    problems = check.errors
     try:
         known = _known_ids(video_ids)
     except ValueError as err:  # an unreadable video id file is a problem to report, not a crash
         problems.append(f"video id list {video_ids}: {err}".replace("\n", " | "))
         known = None
     seen: dict[tuple, int] = {}
+    class0: list[int] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -160,8 +195,12 @@ def validate_submission(path: str | Path, video_ids: str | Path | Iterable[int] 
         video, label, start, end = row
         if known is not None and video not in known:
             problems.append(f"{where}: video id {video} is not in the video id list")
-        if label not in SCORED_CLASSES:
-            problems.append(f"{where}: activity id {label} is outside 1..{SCORED_CLASSES[-1]}")
+        if label == BACKGROUND and strict:
+            problems.append(f"{where}: activity id 0 (normal driving) is not scored (--strict)")
+        elif label == BACKGROUND:
+            class0.append(number)
+        elif label not in classes:
+            problems.append(f"{where}: activity id {label} is outside {classes[0]}..{classes[-1]}")
         if start < 0 or end < 0:
             problems.append(f"{where}: negative time (start {start:g}, end {end:g})")
         if start != int(start) or end != int(end):
@@ -172,6 +211,18 @@ def validate_submission(path: str | Path, video_ids: str | Path | Iterable[int] 
             problems.append(f"{where}: duplicate of line {seen[row]}")
         else:
             seen[row] = number
+    if class0:
+        lines_text = format_rows(class0).replace("row", "line")
+        check.warnings.append(
+            f"{path}: {len(class0)} class-0 line(s) ({lines_text}): not scored, the evaluation drops them"
+        )
     if not seen and not problems:
         problems.append(f"{path}: the file has no rows")
-    return problems
+    return check
+
+
+def validate_submission(
+    path: str | Path, video_ids: str | Path | Iterable[int] | None = None, strict: bool = False
+) -> list[str]:
+    """The errors of `check_submission` (warnings left out): an empty list means valid."""
+    return check_submission(path, video_ids, strict=strict).errors
