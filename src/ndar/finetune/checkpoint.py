@@ -38,6 +38,7 @@ from ndar.utils.io import atomic_write_text, read_json
 log = logging.getLogger(__name__)
 
 FORMAT = "ndar-finetune-checkpoint-1"
+REQUIRED_FILES = ("trainer.json", "config.yaml", "model.safetensors")
 TAG_PATTERN = re.compile(r"epoch\d{3,}")
 # DeepSpeed optimizer keys only used to convert to its "universal" layout; not needed to resume.
 SKIPPED_KEYS = ("param_slice_mappings", "universal_checkpoint_info")
@@ -237,11 +238,13 @@ def check_folder(folder: Path) -> None:
         raise CheckpointError(
             f"resume {folder}: not a checkpoint folder (expected <run>/checkpoints/epochNNN)"
         )
-    if not (folder / "trainer.json").is_file():
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
         found = sorted(p.name for p in folder.iterdir())[:4]
         raise CheckpointError(
-            f"{folder}: not an ndar checkpoint (no trainer.json; found {found}). DeepSpeed .pt files are "
-            "pickles and are never loaded: remove the folder, or pass overwrite=true to start afresh"
+            f"{folder}: not a complete ndar checkpoint (no {', '.join(missing)}; found {found}). "
+            "DeepSpeed .pt files are pickles and are never loaded: remove the folder, or pass "
+            "overwrite=true to start afresh"
         )
     trainer = read_json(folder / "trainer.json")
     if trainer.get("format") != FORMAT:
