@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ _spec = importlib.util.spec_from_file_location(
     "faults_extract_fixtures", Path(__file__).resolve().parents[1] / "extract" / "extract_fixtures.py"
 )
 fixtures = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fixtures  # dataclasses look their module up there
 _spec.loader.exec_module(fixtures)
 make_video, video_path = fixtures.make_video, fixtures.video_path
 
