@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -188,3 +189,18 @@ def test_resume_with_other_settings_is_refused(synth_root, uninterrupted, tmp_pa
     with pytest.raises(ValueError, match=rf"trained with other settings \({listed}\).*overwrite=true"):
         finetune(synth_root, output, change)
     assert (output / "config.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("damage", ["faststart_truncated", "no_video_stream"])
+def test_a_broken_clip_video_is_named(synth_root, tmp_path, damage):
+    """Fine-tuning decodes clips with decord, whose errors name no file: a broken video (which
+    check-data reports and prepare leaves out) stops the run with an error naming it."""
+    from ndar.finetune.data import FrameReader
+    from ndar.video import VideoError
+
+    source = next(synth_root.rglob("*.MP4")).read_bytes()
+    path = tmp_path / f"{damage}.MP4"
+    path.write_bytes(source[: len(source) // 2] if damage == "faststart_truncated" else b"\x00" * 4096)
+    with pytest.raises(VideoError, match=rf"^{path}: "):
+        reader = FrameReader(short_side=32, subtract_mean=True)
+        reader.read(str(path), np.arange(4))

@@ -51,7 +51,7 @@ def native_mean_frame(path: str | Path, samples: int = MEAN_SAMPLES) -> np.ndarr
             raise VideoError(f"{path}: no frames to average")
         indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
         frames = reader.get_batch(indices.tolist()).asnumpy()  # (S, H, W, 3)
-    except decord.DECORDError as err:
+    except (decord.DECORDError, RuntimeError) as err:  # decord raises both
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VideoError(f"{path}: cannot decode the frames of the mean frame: {reason}") from err
     return frames.astype(np.float32).mean(axis=0)
