@@ -143,6 +143,11 @@ def _deepspeed_wrapper(optimizer) -> bool:
 
 def optimizer_state(optimizer) -> dict:
     """The optimizer's state dict with DeepSpeed's loss-scaler object reduced to its plain fields."""
+    if getattr(optimizer, "elastic_checkpoint", False):  # its state is only loadable from every rank's
+        raise CheckpointError(
+            "deepspeed.extra zero_optimization.elastic_checkpoint=true is not supported: each rank "
+            "resumes from its own partition (same number of processes)"
+        )
     state = dict(optimizer.state_dict())
     scaler = state.pop("loss_scaler", None)
     if scaler is not None:
