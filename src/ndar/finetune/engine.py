@@ -469,7 +469,7 @@ def check_same_settings(cfg: FinetuneConfig) -> None:
     """A finished output is reused only if it was made with these settings (never silently stale;
     `output` itself may differ: a moved folder holds the same model)."""
     saved = cfg.output / "config.yaml"
-    changes = config_changes(saved, cfg, ignore=("overwrite", "output")) if saved.is_file() else []
+    changes = config_changes(saved, cfg, ignore=RESUME_IGNORED) if saved.is_file() else []
     if changes:
         raise ValueError(
             f"{cfg.output} is finished, but with other settings ({describe_changes(changes)}): "
