@@ -179,3 +179,27 @@ def test_views_of_another_frame_rate_or_size_are_warned_about(tmp_path, caplog):
     warned = [r.getMessage() for r in caplog.records if "views differ" in r.getMessage()]
     assert len(warned) == 1 and "2001_1" in warned[0]
     assert "25 fps 80x48" in warned[0] and "30 fps 64x48" in warned[0]
+
+
+def test_disk_full_is_a_failure_per_video_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """ENOSPC while writing features: each video records it, nothing half-written is left, and
+    a later run with space extracts them."""
+    import errno
+
+    data = tmp_path / "data"
+    for driver in ("2001", "2002"):
+        make_video(video_path(data, driver, 1, "Rear_view"), 40)
+    folder = demo_model_folder(tmp_path / "a", seed=1)
+    out = tmp_path / "out"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outputs_module.np, "savez", full)
+        summary = run(config(data, folder, out))
+    assert summary["failed"] == 2 and summary["done"] == 0
+    failures = json.loads((out / "failures.json").read_text())
+    assert all("No space left on device" in f["reason"] for f in failures)
+    assert not [p for p in out.glob("demo/**/*") if p.is_file()], "no partial or temporary file"
+    assert run(config(data, folder, out))["done"] == 2
