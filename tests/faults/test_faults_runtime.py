@@ -53,3 +53,23 @@ def test_good_values_still_load():
     )
     assert cfg.model.overrides["depth"] == 2 and cfg.optim.lr == 0.01
     assert load_config(ExtractConfig, EXTRACT, ["device=cuda:1"]).device == "cuda:1"
+
+
+@pytest.mark.parametrize(
+    "head, values, named",
+    [
+        ("actionformer", {"batch_size": -4}, r"^actionformer\.batch_size: expected >= 1, got -4$"),
+        ("actionformer", {"lr": -1}, r"^actionformer\.lr: expected > 0, got -1\.0$"),
+        ("tim", {"device": "tpu"}, r"^tim\.device: expected auto\|cpu\|cuda.*, got 'tpu'$"),
+        ("tim", {"epochs": 0}, r"^tim\.epochs: expected >= 1, got 0$"),
+    ],
+)
+def test_heads_config_refuses_bad_values_naming_the_field(head, values, named):
+    """The heads build their section with `from_dict(..., where=<head>)` (ndar.heads.runner)."""
+    from ndar.config import from_dict
+    from ndar.heads.actionformer import ActionFormerConfig
+    from ndar.heads.tim.config import TimConfig
+
+    cls = {"actionformer": ActionFormerConfig, "tim": TimConfig}[head]
+    with pytest.raises(ConfigError, match=named):
+        from_dict(cls, values, where=head)
