@@ -3,9 +3,10 @@
 timm builds the optimizer (AdamW, layer-wise lr decay, no decay on norms/biases), the cosine schedule
 with warm-up and mixup/cutmix; DeepSpeed runs the step (ZeRO stage, bf16/fp16/fp32, accumulation,
 clipping). Checkpoints are ndar's own (`ndar.finetune.checkpoint`: safetensors + JSON, never a
-pickle), with every random stream, so a killed run resumes exactly. The output folder ends up holding the exported model folder
-(`model.safetensors` + `model.json`, read by `ndar.backbones.load_model_folder`), the resolved
-config, the generated DeepSpeed JSON, metrics.csv, TensorBoard logs and `checkpoints/`.
+pickle), with every random stream, so a killed run resumes exactly. The output folder ends up
+holding the exported model folder (`model.safetensors` + `model.json`, read by
+`ndar.backbones.load_model_folder`), the resolved config, the generated DeepSpeed JSON,
+metrics.csv, TensorBoard logs and `checkpoints/`.
 `metrics.json` is written last: its presence marks the run finished.
 """
 
