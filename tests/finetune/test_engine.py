@@ -109,7 +109,9 @@ def test_resume_with_other_settings_is_refused(shrink, finished_run, synth_root,
     """Killed, then re-run with more epochs: the old checkpoint is not continued under a new config."""
     (finished_run / "metrics.json").unlink()
     config = (finished_run / "config.yaml").read_text()
-    with pytest.raises(ValueError, match=r"epoch003 was trained with other settings \(train.epochs: 3 -> 4\)"):
+    with pytest.raises(
+        ValueError, match=r"epoch003 was trained with other settings \(train.epochs: 3 -> 4\)"
+    ):
         _run(shrink, synth_root, driver_clips, finished_run, "train.epochs=4")
     assert (finished_run / "config.yaml").read_text() == config  # still describes the checkpoint
 
