@@ -3,11 +3,18 @@
 Habit taken from litgpt: a config is a (nested) dataclass with a docstring per field; unknown keys are
 an error that names the key and the valid ones; every run writes its resolved config beside its
 outputs (`save_config`).
+
+Values are checked when loaded, so a wrong one is refused naming its field before any stage runs:
+the type from the annotation, and the range or choices from the class's `LIMITS` mapping
+(`{"batch_size": ">= 1", "lr": "> 0", "device": r"re:auto|cpu|cuda(:[0-9]+)?"}`, or a tuple of allowed
+values). A `__post_init__` that raises `ConfigError` has its message prefixed with the section.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
+import re
 import types
 import typing
 from pathlib import Path
@@ -111,6 +118,35 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def check_value(tp: Any, value: Any, where: str) -> Any:
+    """`value` converted to type `tp` as a config loader does; `ConfigError` naming `where` if it cannot be."""
+    return _coerce(tp, value, where)
+
+
+_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+def _within(value: Any, rule: Any) -> bool:
+    if isinstance(rule, tuple):
+        return value in rule
+    if rule.startswith("re:"):
+        return isinstance(value, str) and re.fullmatch(rule[3:], value) is not None
+    for part in rule.split(","):  # "> 0, <= 1"
+        symbol, bound = part.split()
+        if not _COMPARE[symbol](value, float(bound)):
+            return False
+    return True
+
+
+def check_limits(cfg: Any, where: str = "config") -> None:
+    """Refuse a value outside its field's `LIMITS` rule (None, where allowed, always passes)."""
+    for name, rule in getattr(type(cfg), "LIMITS", {}).items():
+        value = getattr(cfg, name)
+        if value is not None and not _within(value, rule):
+            expected = f"one of {rule}" if isinstance(rule, tuple) else rule.removeprefix("re:")
+            raise ConfigError(f"{where}.{name}: expected {expected}, got {value!r}")
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a mapping; unknown keys are an error naming the valid keys."""
     hints = typing.get_type_hints(cls)
@@ -120,9 +156,13 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     try:
-        return cls(**kwargs)
+        cfg = cls(**kwargs)
     except TypeError as err:  # a required field is missing
         raise ConfigError(f"{where}: {err}") from err
+    except ConfigError as err:  # from this class's __post_init__ (nested sections are built above)
+        raise ConfigError(f"{where}.{err}") from None
+    check_limits(cfg, where)
+    return cfg
 
 
 def to_dict(cfg: Any) -> Any:

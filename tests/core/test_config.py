@@ -70,3 +70,41 @@ def test_config_changes_lists_dotted_differences_and_skips_ignored_keys(tmp_path
         "train.views: ['rear'] -> ['rear', 'dashboard']",
     ]
     assert config_changes(path, now, ignore=("out", "train")) == []  # a prefix skips a whole section
+
+
+@dataclass
+class Limited:
+    batch_size: int = 2
+    lr: float | None = None
+    device: str = "cpu"
+    mode: str = "a"
+
+    LIMITS = {"batch_size": ">= 1", "lr": "> 0, <= 1", "device": r"re:cpu|cuda(:\d+)?", "mode": ("a", "b")}
+
+
+@dataclass
+class Outer:
+    inner: Limited = field(default_factory=Limited)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("inner.batch_size=0", "config.inner.batch_size: expected >= 1, got 0"),
+        ("inner.lr=2", "config.inner.lr: expected > 0, <= 1, got 2.0"),
+        ("inner.device=tpu", r"config.inner.device: expected cpu|cuda(:\d+)?, got 'tpu'"),
+        ("inner.mode=c", "config.inner.mode: expected one of ('a', 'b'), got 'c'"),
+    ],
+)
+def test_limits_refuse_values_naming_the_field(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(Outer, None, [override])
+    assert str(caught.value) == message
+
+
+def test_limits_pass_in_range_values_and_none():
+    cfg = load_config(
+        Outer, None, ["inner.batch_size=1", "inner.lr=1", "inner.device=cuda:0", "inner.mode=b"]
+    )
+    assert (cfg.inner.batch_size, cfg.inner.lr, cfg.inner.device) == (1, 1.0, "cuda:0")
+    assert load_config(Outer, None, []).inner.lr is None

@@ -164,6 +164,11 @@ def _yaml_config(dataset: Path, models: Path, out: Path) -> dict:
     }
 
 
+def final_jsons(out: Path) -> list[Path]:
+    """The jsons under their final names (a kill may leave a temporary `.<name>.json.<random>.json`)."""
+    return [p for p in out.glob("*/*/*.json") if not p.name.startswith(".")]
+
+
 def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, models_dir: Path) -> None:
     data = tmp_path / "data"
     for k in range(4):
@@ -175,11 +180,11 @@ def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, model
     cmd = [sys.executable, "-m", "ndar", "extract", "--config", str(cfg_path), "stride=1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
-    while not list(out.glob("*/*/*.json")) and time.time() < deadline and proc.poll() is None:
+    while not final_jsons(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in out.glob("*/*/*.json")}
+    finished = {p: p.stat().st_mtime_ns for p in final_jsons(out)}
     assert 0 < len(finished) < 8, "the kill should land in the middle of the run"
     for npz in out.glob("*/*/*.npz"):  # every file under a final name is whole
         arrays = read_features(npz)

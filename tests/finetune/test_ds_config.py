@@ -46,9 +46,9 @@ def test_zero_stage_clipping_and_extra_keys():
     "override", ["train.precision=fp8", "train.zero_stage=3", "train.batch_size=3", "deepspeed.backend=tcp"]
 )
 def test_invalid_settings_are_named(override):
-    cfg = _cfg(override)
+    """Refused when loaded (types, ranges, choices) or by `validate` (rules across fields)."""
     with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
-        cfg.validate()
+        _cfg(override).validate()
 
 
 def test_host_side_checks_off_only_where_nothing_needs_them():

@@ -56,13 +56,16 @@ def test_loss_falls_and_outputs_are_complete(finished_run):
     assert len(list((out / "checkpoints").glob("epoch*"))) == 2  # keep_checkpoints
 
 
-def test_exported_folder_matches_the_deepspeed_checkpoint(finished_run):
-    from ndar.backbones import load_checkpoint, load_model_folder
+def test_exported_folder_matches_the_last_checkpoint(finished_run):
+    from safetensors.torch import load_file
+
+    from ndar.backbones import load_model_folder
 
     model, spec = load_model_folder(finished_run)
     assert (spec.num_frames, spec.img_size, spec.sampling_rate) == (4, 32, 1)
     reference, _ = load_model_folder(finished_run)
-    load_checkpoint(reference, finished_run / "checkpoints" / "epoch003" / "mp_rank_00_model_states.pt")
+    reference.load_state_dict(load_file(str(finished_run / "checkpoints" / "epoch003" / "model.safetensors")))
+    assert not list(finished_run.rglob("*.pt")), "no pickle is written"
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x), reference.eval()(x), atol=1e-6)
@@ -87,14 +90,30 @@ def test_finished_run_with_other_settings_is_refused_not_reused(
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(shrink, finished_run, synth_root, driver_clips):
-    """Drop the finished marker (as if killed after epoch 3), ask for 4 epochs: only epoch 4 runs."""
+    """Drop the finished marker and the last tag (as if killed during epoch 3): only epoch 3 runs."""
+    import shutil
+
     (finished_run / "metrics.json").unlink()
-    _run(shrink, synth_root, driver_clips, finished_run, "train.epochs=4")
+    shutil.rmtree(finished_run / "checkpoints" / "epoch003")
+    (finished_run / "checkpoints" / "latest").write_text("epoch002\n")
+    _run(shrink, synth_root, driver_clips, finished_run)
     summary = read_json(finished_run / "metrics.json")
-    assert summary["num_updates"] == 20  # 15 restored + 5 new optimizer steps
+    assert summary["num_updates"] == 15  # 10 restored + 5 new optimizer steps
     log = pd.read_csv(finished_run / "metrics.csv")
-    assert sorted(log[log["split"] == "train_epoch"]["epoch"]) == [1, 2, 3, 4]
-    assert (finished_run / "checkpoints" / "latest").read_text().strip() == "epoch004"
+    assert sorted(log[log["split"] == "train_epoch"]["epoch"]) == [1, 2, 3]  # epoch 3 once
+    assert len(log[log["split"] == "train"]) == 15
+    assert (finished_run / "checkpoints" / "latest").read_text().strip() == "epoch003"
+
+
+def test_resume_with_other_settings_is_refused(shrink, finished_run, synth_root, driver_clips):
+    """Killed, then re-run with more epochs: the old checkpoint is not continued under a new config."""
+    (finished_run / "metrics.json").unlink()
+    config = (finished_run / "config.yaml").read_text()
+    with pytest.raises(
+        ValueError, match=r"epoch003 was trained with other settings \(train.epochs: 3 -> 4\)"
+    ):
+        _run(shrink, synth_root, driver_clips, finished_run, "train.epochs=4")
+    assert (finished_run / "config.yaml").read_text() == config  # still describes the checkpoint
 
 
 def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driver_clips, tmp_path):
@@ -111,7 +130,7 @@ def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driv
     assert (
         ds["bf16"]["check_grad_overflow"] is False and ds["zero_optimization"]["compute_grad_norm"] is False
     )
-    assert list((out / "checkpoints" / "epoch001").glob("*optim_states.pt"))
+    assert (out / "checkpoints" / "epoch001" / "optimizer_rank0.safetensors").is_file()
     weights = load_file(str(out / "model.safetensors"))
     fc1 = weights["blocks.0.mlp.fc1.weight"]
     assert fc1.dtype == torch.float32

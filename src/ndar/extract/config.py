@@ -73,3 +73,10 @@ class ExtractConfig:
     """k of the driver folds `held_out_fold` refers to (the fine-tuning's `data.k`)."""
     fold_seed: int = 0
     """Seed of the driver folds (the fine-tuning's `data.fold_seed`)."""
+
+    LIMITS = {
+        "stride": ">= 1", "batch_size": ">= 1", "device": r"re:auto|cpu|cuda(:\d+)?",
+        "dtype": ("auto", "float32", "bfloat16", "float16"), "num_workers": ">= 0", "convert_threads": ">= 0",
+        "prefetch": ">= 1", "expected_fps": "> 0", "fps_tolerance": ">= 0", "limit": ">= 0", "held_out_fold": ">= 0",
+        "folds": ">= 2",
+    }  # fmt: skip

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ndar.extract.outputs import read_features, write_features
-from ndar.utils.io import atomic_path, read_json, write_json
+from ndar.utils.io import atomic_path, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,15 @@ def merged_sha256(paths: list[Path]) -> str:
 
 
 def is_merged(paths: list[Path], target: Path) -> bool:
-    """True when `target` was already merged from the same fold models (resume: nothing to redo)."""
+    """True when `target` was already merged from the same fold models and its npz is the one its
+    json describes (resume: nothing to redo)."""
     meta_path = target.with_suffix(".json")
     if not (target.is_file() and meta_path.is_file()):
         return False
-    return read_json(meta_path).get("checkpoint_sha256") == merged_sha256(paths)
+    meta = read_json(meta_path)
+    return meta.get("checkpoint_sha256") == merged_sha256(paths) and meta.get("npz_sha256") == sha256_file(
+        target
+    )
 
 
 def copy_pair(npz: Path, target: Path) -> None:

@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 _SHA_CACHE: dict[Path, str] = {}
 
 
+class ModelFolderError(ValueError):
+    """A model folder's weights do not fit the architecture its model.json describes."""
+
+
+def one_line(err: Exception, most: int = 2) -> str:
+    """The first `most` non-empty lines of an error, joined: enough to name the mismatch."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines[:most]) or type(err).__name__
+
+
 class FeaturesAndLogits(torch.nn.Module):
     """One forward returning both outputs, so `torch.compile` sees (and fuses) the whole pass."""
 
@@ -53,7 +63,10 @@ class Backbone:
 
         if self.net is not None:
             return
-        model, spec = load_model_folder(self.folder)
+        try:
+            model, spec = load_model_folder(self.folder)
+        except RuntimeError as err:  # torch's multi-line size-mismatch report, without the folder
+            raise ModelFolderError(f"{self.folder}: {one_line(err)}") from err
         if int(spec.img_size) != self.img_size or int(spec.num_frames) != self.window.num_frames:
             raise ValueError(
                 f"{self.folder}: model.json and the rebuilt model disagree on input size or frames"

@@ -1,8 +1,10 @@
 """Feature files: `<out>/<track>/<view>/<video_stem>.npz` + `.json` (docs/interfaces.md).
 
-The npz is written first and the json last, both atomically (temporary file + rename); a pair is
-complete only when the json exists, names the same checkpoint hash and window settings, and the npz
-is beside it. A run killed at any point therefore leaves either nothing or a complete pair.
+A pair is one unit: writing removes the old json first, then writes the npz and last the json,
+each atomically (temporary file + rename), and the json records the npz's sha256. A pair is complete
+only when the json exists, names the same checkpoint hash and window settings, and the npz beside it
+has the recorded hash. A run killed at any point (even between the npz and the json, after the
+checkpoint changed) therefore leaves a pair that is either complete and right, or redone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ndar.utils.io import atomic_path, read_json, write_json
+from ndar.utils.io import atomic_path, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ def is_complete(npz_path: Path, json_path: Path, checkpoint_sha256: str, window:
     if meta.get("checkpoint_sha256") != checkpoint_sha256 or meta.get("window") != window:
         log.info("%s: made with another checkpoint or window settings; recomputing", json_path)
         return False
+    if meta.get("npz_sha256") != sha256_file(npz_path):
+        log.warning("%s: the npz beside it is not the one it describes; recomputing", json_path)
+        return False
     return True
 
 
@@ -53,6 +58,7 @@ def write_features(
             f"{npz_path}: row counts differ: features {features.shape}, probs {probs.shape}, "
             f"t_start {len(t_start)}, t_end {len(t_end)}"
         )
+    json_path.unlink(missing_ok=True)  # from here until the new json exists, the pair is incomplete
     with atomic_path(npz_path, suffix=".npz") as tmp:
         np.savez(
             tmp,
@@ -61,7 +67,7 @@ def write_features(
             t_start=np.asarray(t_start, dtype=np.float64),
             t_end=np.asarray(t_end, dtype=np.float64),
         )
-    write_json(json_path, meta)
+    write_json(json_path, {**meta, "npz_sha256": sha256_file(npz_path)})
 
 
 def read_features(npz_path: Path) -> dict[str, np.ndarray]:

@@ -106,6 +106,32 @@ def held_out_sessions(index, sessions: list, cfg: ExtractConfig) -> list:
     return [s for s in sessions if folds.get(s.driver) == cfg.held_out_fold]
 
 
+def view_mismatches(jobs: list[VideoJob]) -> list[str]:
+    """One line per session whose views differ in frame rate or size.
+
+    The heads align a session's views window by window and refuse such a session; saying so here,
+    before hours of extraction, lets the user re-encode or drop the odd view first. Headers only; a
+    video that cannot be probed is left to its own failure record.
+    """
+    by_session: dict[tuple[str, str], list[tuple[VideoJob, VideoInfo]]] = {}
+    for job in jobs:
+        try:
+            info = probe(job.path)
+        except VideoError:
+            continue
+        by_session.setdefault((job.split, job.session), []).append((job, info))
+    lines = []
+    for (split, session), views in sorted(by_session.items()):
+        rates = {round(info.fps, 3) for _, info in views}
+        sizes = {(info.width, info.height) for _, info in views}
+        if len(rates) > 1 or len(sizes) > 1:
+            described = ", ".join(
+                f"{job.view} {info.fps:g} fps {info.width}x{info.height}" for job, info in views
+            )
+            lines.append(f"{split} session {session}: views differ in frame rate or size ({described})")
+    return lines
+
+
 def shard(jobs: list[VideoJob], rank: int, world: int) -> list[VideoJob]:
     """Rank r takes jobs r, r + world, ... of the sorted list (deterministic, balanced by count)."""
     return jobs[rank::world]
@@ -385,6 +411,8 @@ def run(cfg: ExtractConfig) -> dict:
             out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out / "config.yaml")
             remove_stale_temporaries(out)
+            for line in view_mismatches(jobs):
+                log.warning("%s", line)
         if world > 1:
             dist.barrier()
         mine = shard(jobs, rank, world)

@@ -11,7 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ndar.config import ConfigError
+from ndar.config import ConfigError, check_value
+
+
+def typed_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides with each architecture / preprocessing key checked against its declared type
+    (`depth=abc` is refused here, naming the key, not deep inside torch); unknown keys are left to
+    the backbone registry, which lists the valid ones."""
+    import typing
+
+    from ndar.backbones.factory import BackboneSpec
+    from ndar.backbones.vit import ViTArgs
+
+    hints = {**typing.get_type_hints(BackboneSpec), **typing.get_type_hints(ViTArgs)}
+    return {k: check_value(hints[k], v, f"overrides.{k}") if k in hints else v for k, v in overrides.items()}
 
 
 @dataclass
@@ -34,6 +47,14 @@ class ModelSection:
     """Recompute block activations in backward (saves memory on big models)."""
     min_loaded_fraction: float = 0.9
     """`load_checkpoint` fails when less than this fraction of the body is found in `pretrained`."""
+
+    LIMITS = {
+        "num_frames": ">= 1", "img_size": ">= 1", "sampling_rate": ">= 1", "drop_path_rate": ">= 0, < 1",
+        "head_drop_rate": ">= 0, < 1", "min_loaded_fraction": ">= 0, <= 1",
+    }  # fmt: skip
+
+    def __post_init__(self) -> None:
+        self.overrides = typed_overrides(self.overrides)
 
 
 @dataclass
@@ -61,6 +82,11 @@ class DataSection:
     cache_max_frames: int = 32
     """With `cache`, at most this many frames are kept per clip (stride widened when the clip is long)."""
 
+    LIMITS = {
+        "k": ">= 2", "fold": ">= -1", "background_per_video": ">= 0",
+        "short_side": ">= 1", "num_workers": ">= 0", "cache_max_frames": ">= 1",
+    }  # fmt: skip
+
 
 @dataclass
 class AugSection:
@@ -80,6 +106,11 @@ class AugSection:
     mixup_switch_prob: float = 0.5
     label_smoothing: float = 0.1
 
+    LIMITS = {
+        "reprob": ">= 0, <= 1", "hflip": ">= 0, <= 1", "mixup": ">= 0", "cutmix": ">= 0",
+        "mixup_prob": ">= 0, <= 1", "mixup_switch_prob": ">= 0, <= 1", "label_smoothing": ">= 0, < 1",
+    }  # fmt: skip
+
 
 @dataclass
 class OptimSection:
@@ -98,6 +129,11 @@ class OptimSection:
     eps: float = 1e-8
     clip_grad: float = 0.0
     """Gradient clipping by global norm (DeepSpeed `gradient_clipping`); 0 = off."""
+
+    LIMITS = {
+        "base_lr": "> 0", "lr": "> 0", "min_lr": ">= 0", "warmup_lr": ">= 0", "warmup_epochs": ">= 0",
+        "weight_decay": ">= 0", "layer_decay": "> 0, <= 1", "eps": "> 0", "clip_grad": ">= 0",
+    }  # fmt: skip
 
 
 @dataclass
@@ -123,6 +159,12 @@ class TrainSection:
     log_every: int = 10
     """Write a train row to metrics.csv / TensorBoard every N optimizer steps."""
 
+    LIMITS = {
+        "epochs": ">= 1", "batch_size": ">= 1", "grad_accum": ">= 1", "precision": ("bf16", "fp16", "fp32"),
+        "zero_stage": (0, 1, 2), "save_every": ">= 1", "keep_checkpoints": ">= 0", "max_steps_per_epoch": ">= 0",
+        "torch_threads": ">= 0", "log_every": ">= 1",
+    }  # fmt: skip
+
 
 @dataclass
 class EvalSection:
@@ -134,6 +176,8 @@ class EvalSection:
     """Spatial crops per clip along the long side (1 = centre)."""
     batch_size: int = 4
 
+    LIMITS = {"every": ">= 1", "num_segments": ">= 1", "num_crops": ">= 1", "batch_size": ">= 1"}
+
 
 @dataclass
 class DeepSpeedSection:
@@ -144,6 +188,8 @@ class DeepSpeedSection:
     only inference all-reduce uses it, so training does not need it)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Extra keys merged (deep) into the generated DeepSpeed JSON."""
+
+    LIMITS = {"backend": ("auto", "nccl", "gloo", "ccl", "mpi")}
 
 
 @dataclass

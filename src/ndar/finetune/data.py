@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ndar import taxonomy
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
 from ndar.video.mean import subtract_mean, video_mean_frame
+from ndar.video.probe import VideoError
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,16 @@ class FrameReader:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"clip video not found: {path}")
-        probe = decord.VideoReader(path, num_threads=1)
-        h, w, _ = probe[0].shape
-        fps, count = float(probe.get_avg_fps()), len(probe)
-        del probe
-        height, width = decoded_size(h, w, self.short_side)
-        reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
+        try:  # decord's errors do not name the file (a broken video must be findable)
+            probe = decord.VideoReader(path, num_threads=1)
+            h, w, _ = probe[0].shape
+            fps, count = float(probe.get_avg_fps()), len(probe)
+            del probe
+            height, width = decoded_size(h, w, self.short_side)
+            reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
+        except (decord.DECORDError, RuntimeError) as err:  # decord raises both
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise VideoError(f"{path}: cannot open the clip video: {reason}") from err
         self._meta[path] = VideoMeta(fps=fps, num_frames=min(count, len(reader)), height=height, width=width)
         self._readers[path] = reader
         while len(self._readers) > self.max_open:

@@ -2,9 +2,11 @@
 
 timm builds the optimizer (AdamW, layer-wise lr decay, no decay on norms/biases), the cosine schedule
 with warm-up and mixup/cutmix; DeepSpeed runs the step (ZeRO stage, bf16/fp16/fp32, accumulation,
-clipping) and the checkpoints. The output folder ends up holding the exported model folder
-(`model.safetensors` + `model.json`, read by `ndar.backbones.load_model_folder`), the resolved
-config, the generated DeepSpeed JSON, metrics.csv, TensorBoard logs and `checkpoints/`.
+clipping). Checkpoints are ndar's own (`ndar.finetune.checkpoint`: safetensors + JSON, never a
+pickle), with every random stream, so a killed run resumes exactly. The output folder ends up
+holding the exported model folder (`model.safetensors` + `model.json`, read by
+`ndar.backbones.load_model_folder`), the resolved config, the generated DeepSpeed JSON,
+metrics.csv, TensorBoard logs and `checkpoints/`.
 `metrics.json` is written last: its presence marks the run finished.
 """
 
@@ -25,6 +27,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 
 from ndar import taxonomy
 from ndar.config import config_changes, describe_changes, save_config
+from ndar.finetune import checkpoint as ckpt
 from ndar.finetune.config import FinetuneConfig
 from ndar.finetune.data import ClipDataset, load_clip_samples, split_by_fold
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
@@ -151,14 +154,15 @@ def train_loader(dataset: ClipDataset, cfg: FinetuneConfig, dist: DistInfo) -> D
         sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.train.seed, drop_last=True)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.train.seed))
-    workers = cfg.data.num_workers
+    # Workers are started afresh each epoch (not persistent): their random streams then derive
+    # from the main process's torch RNG at the epoch's start, which a checkpoint restores, so a
+    # resumed epoch augments exactly as the uninterrupted run would.
     return DataLoader(
         dataset,
         batch_size=cfg.train.batch_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
+        num_workers=cfg.data.num_workers,
         pin_memory=torch.cuda.is_available(),
     )
 
@@ -243,21 +247,26 @@ def mix_clips(mixup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
 
 # ------------------------------------------------------------------------------------- logging
 class RunLog:
-    """metrics.csv (rewritten atomically, history kept on resume) and TensorBoard, main rank only."""
+    """metrics.csv (rewritten atomically) and TensorBoard, main rank only.
 
-    def __init__(self, output: Path, enabled: bool) -> None:
+    On resume from epoch k only the rows of epochs 1..k are kept: a killed attempt may have logged
+    part of epoch k+1, which the resumed run logs again. TensorBoard purges those steps likewise.
+    """
+
+    def __init__(self, output: Path, enabled: bool, start_epoch: int = 0, start_step: int = 0) -> None:
         self.path = output / "metrics.csv"
         self.enabled = enabled
         self.rows: list[dict] = []
         self.writer = None
         if not enabled:
             return
-        if self.path.is_file():
-            self.rows = pd.read_csv(self.path).to_dict("records")
+        if self.path.is_file() and start_epoch > 0:
+            rows = pd.read_csv(self.path).to_dict("records")
+            self.rows = [r for r in rows if int(r["epoch"]) <= start_epoch]
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(output / "tensorboard"))
+            self.writer = SummaryWriter(str(output / "tensorboard"), purge_step=start_step + 1)
         except ImportError:
             log.warning("tensorboard is not installed: logging to metrics.csv only")
 
@@ -379,66 +388,80 @@ def evaluate(engine, loader, dist: DistInfo) -> dict | None:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def resume_training(engine, ckpt_dir: Path, resume: str) -> int:
-    """Load the requested DeepSpeed checkpoint; returns the epoch to start from (0 = fresh)."""
-    if resume == "none":
-        return 0
-    if resume == "auto":
-        if not (ckpt_dir / "latest").is_file():
-            return 0
-        path, state = engine.load_checkpoint(str(ckpt_dir))
-    else:
-        target = Path(resume)
-        if not target.is_dir():
-            raise FileNotFoundError(
-                f"--resume {resume}: not a checkpoint folder (expected <run>/checkpoints/<tag>)"
-            )
-        path, state = engine.load_checkpoint(str(target.parent), tag=target.name)
-    if path is None:
-        raise RuntimeError(f"cannot load the DeepSpeed checkpoint for --resume {resume} from {ckpt_dir}")
-    epoch = int((state or {}).get("epoch", 0))
-    log.info("resumed from %s (epoch %d, %d optimizer steps)", path, epoch, engine.global_steps)
-    return epoch
+RESUME_IGNORED = ("overwrite", "output", "resume")
+"""Settings a resumed run may change: where the run lives and how it was asked to start."""
 
 
-def save_training(engine, ckpt_dir: Path, epoch: int, keep: int, dist: DistInfo) -> None:
-    """DeepSpeed checkpoint `epochNNN` (every rank takes part); older tags beyond `keep` removed."""
-    engine.save_checkpoint(str(ckpt_dir), tag=f"epoch{epoch:03d}", client_state={"epoch": epoch})
+def check_resume_settings(cfg: FinetuneConfig, folder: Path) -> None:
+    """Resume only a checkpoint trained with these settings: one run, one config (never mixed)."""
+    changes = config_changes(folder / "config.yaml", cfg, ignore=RESUME_IGNORED)
+    if changes:
+        raise ValueError(
+            f"{folder} was trained with other settings ({describe_changes(changes)}): resume with the "
+            "same settings, pass overwrite=true (or resume=none) to start afresh, or choose another output"
+        )
+
+
+def resume_training(engine, folder: Path | None, dist: DistInfo) -> tuple[int, dict | None]:
+    """Load checkpoint `folder` (None = fresh); returns (epoch to start from, RNG state to restore)."""
+    if folder is None:
+        return 0, None
+    epoch, rng = ckpt.load_checkpoint(engine, folder, dist.rank, dist.world_size)
+    log.info("resumed from %s (epoch %d, %d optimizer steps)", folder, epoch, engine.global_steps)
+    return epoch, rng
+
+
+def sampler_generator(loader: DataLoader) -> torch.Generator | None:
+    return getattr(loader.sampler, "generator", None)
+
+
+def save_training(engine, loader, cfg: FinetuneConfig, ckpt_dir: Path, epoch: int, dist: DistInfo) -> None:
+    """Checkpoint `epochNNN` (every rank takes part); older tags beyond `keep_checkpoints` removed."""
+    ckpt.save_checkpoint(
+        engine, ckpt_dir, epoch, cfg, dist.rank, dist.world_size, sampler_generator(loader), barrier
+    )
+    if dist.is_main:
+        ckpt.prune(ckpt_dir, cfg.train.keep_checkpoints)
     barrier()
-    if dist.is_main and keep > 0:
-        tags = sorted(p for p in ckpt_dir.glob("epoch*") if p.is_dir())
-        for old in tags[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
-def export_model(engine, spec, cfg: FinetuneConfig, ckpt_dir: Path, dist: DistInfo) -> None:
-    """Write model.safetensors + model.json with fp32 weights (the ZeRO master copy when it exists)."""
+def fp32_state_dict(engine) -> dict[str, torch.Tensor]:
+    """The module's weights in fp32, from the optimizer's master copy where DeepSpeed keeps one
+    (ZeRO-1/2 and bf16 hold the module in low precision). Collective: every rank must call it."""
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    params = dict(engine.module.named_parameters())
+    state = {}
+    for name, value in engine.module.state_dict().items():
+        full = safe_get_full_fp32_param(params[name]) if name in params else None
+        state[name] = (full if full is not None else value).detach().float().cpu()
+    return state
+
+
+def export_model(engine, spec, cfg: FinetuneConfig, dist: DistInfo) -> None:
+    """Write model.safetensors + model.json with fp32 weights (the master copy when one exists)."""
+    state = fp32_state_dict(engine)
     if not dist.is_main:
         return
     from ndar.backbones import save_model_folder
 
-    model = engine.module
-    state = None
-    if cfg.train.zero_stage > 0 and cfg.train.precision != "fp32":
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-        state = get_fp32_state_dict_from_zero_checkpoint(str(ckpt_dir))
     export, _ = build_model(cfg)
-    export.load_state_dict(
-        state if state is not None else {k: v.float() for k, v in model.state_dict().items()}
-    )
+    export.load_state_dict(state)
     save_model_folder(export.eval(), spec, cfg.output)
 
 
 # ----------------------------------------------------------------------------------------- run
 def prepare_output(cfg: FinetuneConfig, dist: DistInfo) -> None:
-    """Create the folder; with `overwrite`, remove the previous run's marker and checkpoints first."""
+    """Create the folder; with `overwrite`, remove the previous run's marker and checkpoints first;
+    with resume=none, forget `latest` so a later auto resume cannot pick up the older run's tags."""
     if dist.is_main:
         cfg.output.mkdir(parents=True, exist_ok=True)
         if cfg.overwrite:
             for name in (DONE_FILE, "metrics.csv"):
                 (cfg.output / name).unlink(missing_ok=True)
             shutil.rmtree(cfg.output / CHECKPOINT_DIR, ignore_errors=True)
+        elif cfg.resume == "none":
+            (cfg.output / CHECKPOINT_DIR / "latest").unlink(missing_ok=True)
         save_config(cfg, cfg.output / "config.yaml")
     barrier()
 
@@ -447,7 +470,7 @@ def check_same_settings(cfg: FinetuneConfig) -> None:
     """A finished output is reused only if it was made with these settings (never silently stale;
     `output` itself may differ: a moved folder holds the same model)."""
     saved = cfg.output / "config.yaml"
-    changes = config_changes(saved, cfg, ignore=("overwrite", "output")) if saved.is_file() else []
+    changes = config_changes(saved, cfg, ignore=RESUME_IGNORED) if saved.is_file() else []
     if changes:
         raise ValueError(
             f"{cfg.output} is finished, but with other settings ({describe_changes(changes)}): "
@@ -463,6 +486,9 @@ def run(cfg: FinetuneConfig) -> Path:
         check_same_settings(cfg)
         log.info("%s is finished (%s exists): skipping (overwrite=true re-runs it)", cfg.output, DONE_FILE)
         return cfg.output
+    resume_from = None if cfg.overwrite else ckpt.resume_folder(cfg.output / CHECKPOINT_DIR, cfg.resume)
+    if resume_from is not None:
+        check_resume_settings(cfg, resume_from)
     dist = init_distributed(cfg.deepspeed.backend, cfg.deepspeed.cpu_shm_comm)
     prepare_output(cfg, dist)
     if dist.is_main:
@@ -478,10 +504,10 @@ def run(cfg: FinetuneConfig) -> Path:
         cfg.data.view, cfg.data.fold, len(train_set), len(val_set or []), spec.num_frames, spec.img_size,
         spec.sampling_rate,
     )  # fmt: skip
-    return _train(cfg, dist, model, spec, train_set, val_set)
+    return _train(cfg, dist, model, spec, train_set, val_set, resume_from)
 
 
-def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set) -> Path:
+def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set, resume_from) -> Path:
     import deepspeed
 
     loader = train_loader(train_set, cfg, dist)
@@ -497,11 +523,13 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set)
     scheduler = build_scheduler(optimizer, cfg, updates_per_epoch)
     mixup, criterion = build_mixup_and_loss(cfg)
     ckpt_dir = cfg.output / CHECKPOINT_DIR
-    start_epoch = resume_training(engine, ckpt_dir, cfg.resume)
-    runlog = RunLog(cfg.output, dist.is_main)
+    start_epoch, rng = resume_training(engine, resume_from, dist)
+    runlog = RunLog(cfg.output, dist.is_main, start_epoch, int(engine.global_steps))
     vloader = val_loader(val_set, cfg, dist) if val_set is not None else None
     log.info("lr %.3g (total batch %d), %d updates per epoch", lr, total_batch(cfg, dist), updates_per_epoch)
     summary = {"epochs": cfg.train.epochs, "lr": lr, "total_batch": total_batch(cfg, dist)}
+    if rng is not None:  # last: nothing above may draw from the streams the next epoch continues
+        ckpt.restore_rng_state(rng, sampler_generator(loader))
     for epoch in range(start_epoch, cfg.train.epochs):
         last = epoch + 1 == cfg.train.epochs
         stats = train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist)
@@ -517,16 +545,14 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set)
                 )
                 summary["val"] = metrics
         if (epoch + 1) % cfg.train.save_every == 0 or last:
-            save_training(engine, ckpt_dir, epoch + 1, cfg.train.keep_checkpoints, dist)
-    finish(engine, spec, cfg, ckpt_dir, dist, summary, runlog)
+            save_training(engine, loader, cfg, ckpt_dir, epoch + 1, dist)
+    finish(engine, spec, cfg, dist, summary, runlog)
     return cfg.output
 
 
-def finish(
-    engine, spec, cfg: FinetuneConfig, ckpt_dir: Path, dist: DistInfo, summary: dict, runlog: RunLog
-) -> None:
+def finish(engine, spec, cfg: FinetuneConfig, dist: DistInfo, summary: dict, runlog: RunLog) -> None:
     """Export the model folder, then write metrics.json (the finished marker) on the main rank."""
-    export_model(engine, spec, cfg, ckpt_dir, dist)
+    export_model(engine, spec, cfg, dist)
     runlog.close()
     if dist.is_main:
         summary["finished"] = True

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ndar.video.probe import VideoError
+
 MEAN_SAMPLES = 64  # frames averaged per video: enough for a stable mean, a few seeks per video
 RESIDUAL_OFFSET = 128.0  # uint8 value of a zero residual
 
@@ -33,17 +35,26 @@ def video_mean_frame(
 
 
 def native_mean_frame(path: str | Path, samples: int = MEAN_SAMPLES) -> np.ndarray:
-    """Mean of `samples` evenly spaced frames at the native size (decord), (H, W, 3) float32."""
+    """Mean of `samples` evenly spaced frames at the native size (decord), (H, W, 3) float32.
+
+    A video decord cannot open or seek through (truncated, corrupt, no video stream) raises
+    `VideoError` naming the file, so callers that go on past one broken video can catch it.
+    """
     import decord
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"video not found: {path}")
-    reader = decord.VideoReader(str(path), num_threads=1)
-    count = len(reader)
-    if count == 0:
-        raise ValueError(f"{path}: no frames to average")
-    indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
-    return reader.get_batch(indices.tolist()).asnumpy().astype(np.float32).mean(axis=0)
+    try:
+        reader = decord.VideoReader(str(path), num_threads=1)
+        count = len(reader)
+        if count == 0:
+            raise VideoError(f"{path}: no frames to average")
+        indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
+        frames = reader.get_batch(indices.tolist()).asnumpy()  # (S, H, W, 3)
+    except (decord.DECORDError, RuntimeError) as err:  # decord raises both
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VideoError(f"{path}: cannot decode the frames of the mean frame: {reason}") from err
+    return frames.astype(np.float32).mean(axis=0)
 
 
 def resize_mean(mean: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -59,3 +59,11 @@ class ActionFormerConfig:
     min_score: float = 0.001  # Soft-NMS drops segments decayed below this
     max_segments: int = 200  # segments kept per video
     min_duration: float = 0.05  # segments shorter than this (seconds) are dropped
+
+    # refused when loaded, naming the field (ndar.config.check_limits)
+    LIMITS = {
+        "epochs": ">= 1", "warmup_epochs": ">= 0", "batch_size": ">= 1", "lr": "> 0", "min_lr": ">= 0",
+        "weight_decay": ">= 0", "grad_clip": ">= 0", "ema_decay": ">= 0, < 1", "val_every": ">= 0",
+        "max_seq_len": ">= 1", "crop_keep": ">= 0, <= 1", "device": r"re:auto|cpu|cuda(:\d+)?",
+        "cpu_threads": ">= 0",
+    }  # fmt: skip

@@ -26,10 +26,10 @@ from ndar.heads.actionformer.config import ActionFormerConfig
 from ndar.heads.actionformer.model import NUM_ACTION_CLASSES, ActionFormerNet
 from ndar.heads.actionformer.targets import assign_targets, detection_losses, pyramid_points
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
+from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
 from ndar.heads.softnms import batched_soft_nms
 from ndar.taxonomy import NUM_CLASSES
-from ndar.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -340,13 +340,12 @@ class ActionFormerHead:
             "loss_norm": self.loss_norm,
             "history": history,
         }
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(state, tmp)
+        save_torch_state(state, path)
 
     def _resume(self, path: Path, optimizer, history: list[dict]) -> int:
         if not path.is_file():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_torch_state(path, self.device)
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state["ema"]:
             self.ema.module.load_state_dict(state["ema"])
@@ -363,11 +362,10 @@ class ActionFormerHead:
             "config": to_dict(self.cfg),
             "stream_dims": self.stream_dims,
         }
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(state, tmp)
+        save_torch_state(state, path)
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_torch_state(path, self.device)
         if state["stream_dims"] != self.stream_dims:
             raise ValueError(
                 f"{path}: model built for streams {state['stream_dims']}, data has {self.stream_dims}"

@@ -120,6 +120,14 @@ class TimConfig:
     checkpoint_every: int = 1
     """Write out_dir/checkpoint.pt every this many epochs (resume point)."""
 
+    # refused when loaded, naming the field (ndar.config.check_limits); `check` adds the rules
+    # across fields
+    LIMITS = {
+        "lr": "> 0", "weight_decay": ">= 0", "epochs": ">= 1", "warmup": ">= 0", "batch_size": ">= 1",
+        "grad_clip": ">= 0", "device": r"re:auto|cpu|cuda(:\d+)?", "cpu_threads": ">= 0", "eval_every": ">= 0",
+        "checkpoint_every": ">= 0",
+    }  # fmt: skip
+
     def check(self) -> None:
         """Raise a clear error for values the model cannot use."""
         if self.recognition_proposals not in ("curve", "pyramid"):

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ndar.config import to_dict
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
+from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
 from ndar.heads.softnms import batched_soft_nms
 from ndar.heads.tim.config import TimConfig
@@ -46,7 +47,6 @@ from ndar.heads.tim.windows import (
 )
 from ndar.postprocess.simple import runs_above
 from ndar.taxonomy import BACKGROUND, NUM_CLASSES
-from ndar.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ class TimHead:
         start_epoch = 0
         ckpt_path = out_dir / CHECKPOINT
         if ckpt_path.is_file():
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            state = load_torch_state(ckpt_path, self.device)
             self.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -434,8 +434,7 @@ class TimHead:
             "epoch": epoch,
             "feat_gap": self.feat_gap,
         }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch_state(state, path)
 
     @torch.no_grad()
     def _validate(self, videos: list[_Video]) -> dict[str, float]:
@@ -602,14 +601,13 @@ class TimHead:
             "feat_gap": self.feat_gap,
             "config": to_dict(self.cfg),
         }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch_state(state, path)
 
     def load(self, path: Path) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"TIM model file not found: {path}")
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_torch_state(path, self.device)
         if dict(state["stream_dims"]) != self.stream_dims:
             raise ValueError(
                 f"{path}: saved for streams {dict(state['stream_dims'])}, this head has {self.stream_dims}"
