@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ndar import taxonomy
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.video.decord_io import read_batch
 from ndar.video.mean import subtract_mean, video_mean_frame
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class FrameReader:
         reader = self._open(path)
         unique, inverse = np.unique(indices, return_inverse=True)
         try:
-            batch = reader.get_batch(unique.tolist()).asnumpy()  # (U, H, W, 3)
+            batch = read_batch(reader, unique.tolist())  # (U, H, W, 3); the reader is stopped after
         except Exception as err:  # decord raises its own error types
             raise RuntimeError(f"cannot decode frames {unique[:4].tolist()}... of {path}: {err}") from err
         if self.subtract_mean:

@@ -43,7 +43,9 @@ def native_mean_frame(path: str | Path, samples: int = MEAN_SAMPLES) -> np.ndarr
     if count == 0:
         raise ValueError(f"{path}: no frames to average")
     indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
-    return reader.get_batch(indices.tolist()).asnumpy().astype(np.float32).mean(axis=0)
+    from ndar.video.decord_io import read_batch
+
+    return read_batch(reader, indices.tolist()).astype(np.float32).mean(axis=0)
 
 
 def resize_mean(mean: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
