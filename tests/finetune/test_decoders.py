@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ndar.finetune.data import FrameReader
+from ndar.video.geometry import plan_geometry
 
 
 def write_video(path: Path, frames: int = 1200, width: int = 320, height: int = 192, gop: int = 30) -> Path:
@@ -52,7 +53,7 @@ def videos(tmp_path_factory) -> list[Path]:
 
 
 def test_frame_reader_leaves_no_decoder_running(videos):
-    reader = FrameReader(short_side=136, max_open=4)
+    reader = FrameReader(plan_geometry(128, (0.1, 0.0, 0.9, 1.0)), max_open=4)
     for path in videos:  # every reader stays open (max_open 4), as in a DataLoader worker
         for start in (10, 400, 900):
             clip = reader.read(str(path), np.arange(start, start + 32, 2))
