@@ -8,6 +8,13 @@ import json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=str, default=None, help="YAML config (configs/clipcache/*.yaml)")
+    parser.add_argument(
+        "--from-finetune",
+        type=str,
+        default=None,
+        help="a fine-tuning YAML: build the cache its data.cache_dir names, with its clips and geometry",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="processes (with --from-finetune)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. views=[rear] workers=8")
 
 
@@ -18,6 +25,14 @@ def main(args: argparse.Namespace) -> int:
     from ndar.utils.logging import setup_logging
 
     setup_logging()
-    summary = run(load_config(ClipCacheConfig, args.config, args.overrides))
+    if args.from_finetune is not None:
+        from ndar.clipcache.config import from_finetune
+        from ndar.finetune.config import FinetuneConfig
+
+        extra = {"workers": args.workers} if args.workers else {}
+        cfg = from_finetune(load_config(FinetuneConfig, args.from_finetune, args.overrides), **extra)
+    else:
+        cfg = load_config(ClipCacheConfig, args.config, args.overrides)
+    summary = run(cfg)
     print(json.dumps(summary))
     return 1 if any(v["failed"] for v in summary.values()) else 0

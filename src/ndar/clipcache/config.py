@@ -64,3 +64,20 @@ class ClipCacheConfig:
                 raise ConfigError(f"crop for view {view!r}: {err}") from err
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+
+
+def from_finetune(ft_cfg, **changes: Any) -> ClipCacheConfig:
+    """The cache a fine-tuning config reads (`data.cache_dir`): its clip table, frames and geometry."""
+    from ndar.finetune.data import finetune_spec
+
+    d = ft_cfg.data
+    if d.cache_dir is None:
+        raise ConfigError("data.cache_dir: the fine-tuning config names no clip cache")
+    spec = finetune_spec(ft_cfg)
+    values = dict(
+        out=d.cache_dir, root=d.root, clips=d.clips, split=d.split, views=[d.view], k=d.k,
+        fold_seed=d.fold_seed, background_per_video=d.background_per_video, num_frames=spec.num_frames,
+        sampling_rate=spec.sampling_rate, img_size=spec.img_size, crop=list(spec.crop_box),
+        resize=spec.resize, subtract_video_mean=spec.subtract_video_mean, max_frames=d.cache_max_frames,
+    )  # fmt: skip
+    return ClipCacheConfig(**{**values, **changes})

@@ -334,6 +334,36 @@ def split_by_fold(samples: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.Da
     return train, val
 
 
+def model_overrides(cfg) -> dict:
+    """The backbone overrides of a `FinetuneConfig` (architecture and preprocessing keys)."""
+    m = cfg.model
+    return {
+        **m.overrides,
+        "drop_path_rate": m.drop_path_rate,
+        "head_drop_rate": m.head_drop_rate,
+        "grad_checkpointing": m.grad_checkpointing,
+    }
+
+
+def finetune_spec(cfg):
+    """The `BackboneSpec` of a `FinetuneConfig`: registry defaults, then the config's frames, size,
+    rate and the view's crop box. The model, the datasets and the clip cache all take it from here."""
+    import dataclasses
+
+    from ndar.backbones import get_spec
+    from ndar.video.geometry import resolve_crop_box
+
+    m = cfg.model
+    spec = get_spec(m.backbone, **model_overrides(cfg))
+    return dataclasses.replace(
+        spec,
+        num_frames=m.num_frames or spec.num_frames,
+        img_size=m.img_size or spec.img_size,
+        sampling_rate=m.sampling_rate or spec.sampling_rate,
+        crop_box=resolve_crop_box(cfg.data.crop, cfg.data.view),
+    )
+
+
 def build_datasets(cfg, spec) -> tuple[ClipDataset, ClipDataset | None, pd.DataFrame]:
     """(train, val or None, the whole clip table) of a `FinetuneConfig` for the model's `spec`.
 

@@ -26,12 +26,11 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 from ndar import taxonomy
 from ndar.config import config_changes, describe_changes, save_config
 from ndar.finetune.config import FinetuneConfig
-from ndar.finetune.data import ClipDataset, build_datasets
+from ndar.finetune.data import ClipDataset, build_datasets, finetune_spec
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
 from ndar.finetune.ds_config import build_deepspeed_config
 from ndar.utils.io import atomic_path, write_json
 from ndar.utils.logging import setup_logging
-from ndar.video.geometry import resolve_crop_box
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------------------- model
 def build_model(cfg: FinetuneConfig):
     """(model, spec) for the config: registry defaults, then the config's frames/size/rate/overrides."""
-    from ndar.backbones import create_backbone, get_spec
+    from ndar.backbones import create_backbone
 
     m = cfg.model
     overrides = {
@@ -63,14 +62,7 @@ def build_model(cfg: FinetuneConfig):
         "head_drop_rate": m.head_drop_rate,
         "grad_checkpointing": m.grad_checkpointing,
     }
-    spec = get_spec(m.backbone, **overrides)
-    spec = dataclasses.replace(
-        spec,
-        num_frames=m.num_frames or spec.num_frames,
-        img_size=m.img_size or spec.img_size,
-        sampling_rate=m.sampling_rate or spec.sampling_rate,
-        crop_box=resolve_crop_box(cfg.data.crop, cfg.data.view),
-    )
+    spec = finetune_spec(cfg)
     model = create_backbone(
         m.backbone,
         num_classes=taxonomy.NUM_CLASSES,
