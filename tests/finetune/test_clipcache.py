@@ -40,6 +40,7 @@ def test_resume_skips_complete_shards(synth_root: Path, built: Path) -> None:
     assert summary["rear"]["skipped"] == summary["rear"]["videos"] and summary["rear"]["done"] == 0
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_bytes(synth_root: Path, built: Path, tmp_path: Path) -> None:
     run(cache_config(synth_root, tmp_path / "two", workers=2))
     one, two = built / "rear", tmp_path / "two" / "rear"
@@ -100,6 +101,7 @@ def test_cache_clips_match_decoded_clips(synth_root: Path, built: Path) -> None:
         assert grey.mean() < 3.0, (i, float(grey.mean()))
 
 
+@pytest.mark.slow
 def test_finetune_trains_from_the_cache(synth_root: Path, built: Path, shrink, tmp_path: Path) -> None:
     from ndar.config import load_config
     from ndar.finetune.config import FinetuneConfig
