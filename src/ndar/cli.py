@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "prepare": ("ndar.data.prepare", "index videos, build clip samples and k-fold splits by driver"),
     "baseline": ("ndar.baseline.cli", "train the simple per-window baseline and write a scored submission"),
+    "cache-clips": (
+        "ndar.clipcache.cli",
+        "decode every training clip once, in order, at the models' geometry into a clip cache",
+    ),
     "finetune": ("ndar.finetune.cli", "fine-tune a VideoMAE-style ViT on clips of one view (DeepSpeed)"),
     "extract": ("ndar.extract.cli", "stream videos once and save features + probabilities of every backbone"),
     "merge-features": (

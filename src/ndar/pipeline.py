@@ -68,6 +68,11 @@ class MainConfig:
     # drivers of fold f and extracts them, so every A1 feature is out-of-sample like A2 (whose
     # probabilities are averaged over the k models). 0 = one model per track and view (finetune_fold).
     finetune_folds: int = 0
+    # fine-tune from a clip cache (`cache-clips`, one per track and view under <run>/clipcache/<track>):
+    # every video decoded once, in order, instead of random access per clip (the real data's 8-min
+    # 1080p files); the cache stage takes its settings from the derived fine-tuning config
+    clip_cache: bool = False
+    clip_cache_workers: int = 1  # processes of each cache-clips stage
     pretrained: dict[str, str] = field(default_factory=dict)  # track -> pretrained checkpoint path
     extract_config: str = "configs/extract/synthetic.yaml"
     extract_overrides: list[str] = field(default_factory=list)
@@ -279,7 +284,8 @@ class MainJob:
         path = derive_config(self.cfg.baseline_config, updates, self.configs / "baseline.yaml")
         self.stage("baseline", ["baseline", "--config", str(path)])
 
-    def finetune(self, track: str, view: str, fold: int | None = None) -> None:
+    def finetune_config(self, track: str, view: str, fold: int | None = None) -> Path:
+        """The derived fine-tuning config of one model (written under <run>/configs/)."""
         per_fold = fold is not None
         updates = {
             "data.root": str(self.data_root),
@@ -291,9 +297,20 @@ class MainJob:
         }
         if track in self.cfg.pretrained:
             updates["model.pretrained"] = self.cfg.pretrained[track]
+        if self.cfg.clip_cache:
+            updates.update({"data.cache_dir": str(self.run_dir / "clipcache" / track), "data.cache": False})
         base = self.cfg.finetune_config.format(track=track)
         name = f"{track}_{view}" + ("" if fold is None else f"_fold{fold}")
-        path = derive_config(base, updates, self.configs / f"finetune_{name}.yaml")
+        return derive_config(base, updates, self.configs / f"finetune_{name}.yaml")
+
+    def cache_clips(self, track: str, view: str) -> None:
+        """The clip cache of one track and view (all its fold models read it: folds do not change clips)."""
+        path = self.finetune_config(track, view, self.fold_models[0])
+        argv = ["cache-clips", "--from-finetune", str(path), "--workers", str(self.cfg.clip_cache_workers)]
+        self.stage(f"cache-clips {track}/{view}", argv + list(self.cfg.finetune_overrides))
+
+    def finetune(self, track: str, view: str, fold: int | None = None) -> None:
+        path = self.finetune_config(track, view, fold)
         argv = ["finetune", "--config", str(path), *self.cfg.finetune_overrides]
         label = f"{track}/{view}" + ("" if fold is None else f" fold{fold}")
         self.stage(f"finetune {label}", argv, distributed=True)
@@ -374,6 +391,10 @@ class MainJob:
         self.check_data()
         if cfg.baseline:
             self.baseline()
+        if cfg.clip_cache:  # before the fine-tunes, which may run together and share a cache
+            for track in cfg.tracks:
+                for view in cfg.views:
+                    self.cache_clips(track, view)
         self.run_together(
             [
                 lambda t=track, v=view, f=fold: self.finetune(t, v, f)

@@ -13,6 +13,7 @@ from ndar.backbones import create_backbone, get_spec, load_model_folder, read_mo
 from ndar.extract.stream import WindowStream
 from ndar.finetune.data import FrameReader
 from ndar.video import WindowSpec, iter_frames, subtract_mean, video_mean_frame
+from ndar.video.geometry import plan_geometry
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +51,9 @@ def test_residual_is_centred_on_128_and_clipped() -> None:
 
 
 def test_finetune_reader_returns_residual_frames(clip: Path) -> None:
-    reader = FrameReader(short_side=24, subtract_mean=True)
+    reader = FrameReader(plan_geometry(24), subtract_mean=True)
     frames = reader.read(str(clip), np.arange(24)).numpy().astype(np.float32)
-    plain = FrameReader(short_side=24).read(str(clip), np.arange(24)).numpy().astype(np.float32)
+    plain = FrameReader(plan_geometry(24)).read(str(clip), np.arange(24)).numpy().astype(np.float32)
     assert frames.shape == plain.shape
     assert np.abs(frames.mean(0) - 128).mean() < 3.0  # every frame averaged: residuals average to 0
     assert np.abs(plain.mean(0) - 128).mean() > 10

@@ -38,6 +38,12 @@ class BackboneSpec:
     extraction both honour it, so a model trained on residual frames is always fed residual frames."""
     embed_dim: int = 768
     """Size of the pooled feature (B, D) that `forward_features` returns."""
+    crop_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    """Region of the frame the model sees, (left, top, right, bottom) fractions: the view's driver
+    region, set per view by fine-tuning and saved in model.json, so extraction crops the same box."""
+    resize: str = "squash"
+    """How the crop box becomes img_size x img_size (`ndar.video.geometry`); the same in fine-tuning
+    (train and validation), the clip cache and extraction."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,10 @@ def get_spec(name: str, **overrides: Any) -> BackboneSpec:
     arch, spec_over = _split_overrides(name, overrides)
     values = {**entry.spec_defaults, **spec_over}
     values.setdefault("embed_dim", arch.get("embed_dim", entry.args.embed_dim))
+    if "crop_box" in values:
+        from ndar.video.geometry import check_box
+
+        values["crop_box"] = check_box(values["crop_box"], f"backbone {name!r}: crop_box")
     for key in ("mean", "std"):
         if key in values:
             values[key] = tuple(float(v) for v in values[key])

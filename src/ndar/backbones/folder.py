@@ -29,6 +29,8 @@ SPEC_META_KEYS = (
     "std",
     "normalize",
     "subtract_video_mean",
+    "crop_box",
+    "resize",
 )
 
 
@@ -73,6 +75,8 @@ def save_model_folder(
         "std": list(spec.std),
         "normalize": spec.normalize,
         "subtract_video_mean": spec.subtract_video_mean,
+        "crop_box": list(spec.crop_box),
+        "resize": spec.resize,
         "embed_dim": model.embed_dim,
         "overrides": overrides,
         "format_version": FORMAT_VERSION,

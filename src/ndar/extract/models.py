@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ndar.extract.config import ExtractConfig, ModelEntry
 from ndar.utils.io import sha256_file
 from ndar.video import WindowSpec
+from ndar.video.geometry import FULL_FRAME, GeometryPlan, plan_geometry
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Backbone:
     window: WindowSpec
     sha256: str  # of model.safetensors
     img_size: int
+    plan: GeometryPlan  # the crop box of the view squashed to img_size (as in fine-tuning)
     net: torch.nn.Module | None = None  # FeaturesAndLogits (compiled when asked), once loaded
     spec: object | None = None  # ndar.backbones.BackboneSpec, once loaded
 
@@ -115,14 +117,19 @@ def plan_backbones(cfg: ExtractConfig, view: str) -> list[Backbone]:
             stride=int(entry.stride or cfg.stride),
             window=entry.window,
         )
-        backbones.append(
-            Backbone(entry.track, view, folder, window, checkpoint_sha256(folder), int(meta["img_size"]))
-        )
+        size = int(meta["img_size"])
+        # model folders written before crop boxes existed saw the whole frame
+        plan = plan_geometry(size, meta.get("crop_box", FULL_FRAME), meta.get("resize", "squash"))
+        backbones.append(Backbone(entry.track, view, folder, window, checkpoint_sha256(folder), size, plan))
     return backbones
 
 
 def preprocess_clips(clips: np.ndarray | torch.Tensor, spec: object, device: torch.device) -> torch.Tensor:
-    """uint8 clips (B, T, H, W, 3) -> float (B, 3, T, S, S): resize without crop, [0, 1], normalise."""
+    """uint8 clips (B, T, H, W, 3) -> float (B, 3, T, S, S): resize to S x S, [0, 1], normalise.
+
+    Clips cut by `WindowStream` are already the crop box at S x S (no resize here); native-size
+    clips (`resize_on_decode: false`, whole-frame models only) are squashed to S x S.
+    """
     x = torch.as_tensor(clips)
     if device.type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)

@@ -221,7 +221,20 @@ def pad_batch(clips: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def decode_size(backbone: Backbone, cfg: ExtractConfig) -> tuple[int, int] | None:
-    return (backbone.img_size, backbone.img_size) if cfg.resize_on_decode else None
+    """The size the frame is decoded at for `backbone`: its crop box becomes img_size x img_size."""
+    if cfg.resize_on_decode:
+        return backbone.plan.scaled
+    if not backbone.plan.is_whole_frame:
+        raise ValueError(
+            f"{backbone.folder}: resize_on_decode=false supports whole-frame models only "
+            f"(this one crops {backbone.plan}); set resize_on_decode=true"
+        )
+    return None
+
+
+def crop_plan(backbone: Backbone, cfg: ExtractConfig):
+    """The crop applied to each decoded frame of `backbone` (None: the frame is used whole)."""
+    return backbone.plan if cfg.resize_on_decode and not backbone.plan.is_whole_frame else None
 
 
 def mean_frames(path: Path, backbones: list[Backbone], cfg: ExtractConfig) -> list[np.ndarray | None]:
@@ -230,9 +243,12 @@ def mean_frames(path: Path, backbones: list[Backbone], cfg: ExtractConfig) -> li
     if not any(b.spec.subtract_video_mean for b in backbones):
         return [None] * len(backbones)
     native = native_mean_frame(path)
-    return [
-        resize_mean(native, decode_size(b, cfg)) if b.spec.subtract_video_mean else None for b in backbones
-    ]
+    means = []
+    for b in backbones:
+        mean = resize_mean(native, decode_size(b, cfg)) if b.spec.subtract_video_mean else None
+        plan = crop_plan(b, cfg)
+        means.append(plan.crop(mean) if mean is not None and plan is not None else mean)
+    return means
 
 
 def output_meta(
@@ -261,6 +277,8 @@ def output_meta(
         "mean": list(spec.mean),
         "std": list(spec.std),
         "resize": "decode-swscale-bilinear" if cfg.resize_on_decode else "torch-bilinear-antialias",
+        "crop_box": list(spec.crop_box),
+        "decoded_size": list(backbone.plan.scaled),
         "fps": info.fps,
         "num_frames": stream.stats.frames,
         "header_frames": info.num_frames,
@@ -300,6 +318,7 @@ def extract_job(
         cfg.num_workers,
         mean_frames(job.path, models, cfg),
         convert_threads(cfg, device),
+        [crop_plan(b, cfg) for b in models],
     )
     outs: list[dict[str, list]] = [{"feats": [], "probs": [], "t0": [], "t1": []} for _ in models]
     with tqdm(

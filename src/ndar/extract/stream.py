@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ndar.video import WindowCutter, WindowSpec, iter_frames, subtract_mean
+from ndar.video.geometry import GeometryPlan
 from ndar.video.reader import Size
 
 
@@ -44,7 +45,9 @@ class WindowStream:
 
     `specs[i]` and `sizes[i]` are backbone i's window rule and decode size ((H, W) or None = native);
     `means[i]`, when given and not None, is the video's mean frame at that size, subtracted from every
-    frame backbone i sees (`ndar.video.mean`).
+    frame backbone i sees (`ndar.video.mean`). `crops[i]`, when given and not None, is backbone i's
+    `GeometryPlan`: its crop box is sliced out of every frame decoded at `sizes[i]` (the mean frame
+    must then be at the cropped size already).
     """
 
     def __init__(
@@ -57,12 +60,16 @@ class WindowStream:
         threads: int = 0,
         means: Sequence[np.ndarray | None] | None = None,
         convert_threads: int = 0,
+        crops: Sequence[GeometryPlan | None] | None = None,
     ) -> None:
         if len(specs) != len(sizes):
             raise ValueError(f"one decode size per window spec expected, got {len(sizes)} for {len(specs)}")
         self.means = list(means) if means is not None else [None] * len(specs)
         if len(self.means) != len(specs):
             raise ValueError(f"one mean frame (or None) per window spec expected, got {len(self.means)}")
+        self.crops = list(crops) if crops is not None else [None] * len(specs)
+        if len(self.crops) != len(specs):
+            raise ValueError(f"one crop plan (or None) per window spec expected, got {len(self.crops)}")
         self.path = Path(path)
         self.specs = list(specs)
         self.sizes = list(sizes)
@@ -96,6 +103,8 @@ class WindowStream:
                 self.stats.last_time = frame.time
                 for m, cutter in enumerate(cutters):
                     image = frame.images[slot[m]]
+                    if self.crops[m] is not None:
+                        image = self.crops[m].crop(image)
                     if self.means[m] is not None:
                         image = subtract_mean(image, self.means[m])
                     window = cutter.push(frame.index, frame.time, image)

@@ -73,14 +73,22 @@ class DataSection:
     fold_seed: int = 0
     background_per_video: int = 2
     """Class-0 clips cut from the gaps between activities, per video."""
-    short_side: int | None = None
-    """Frames are resized so their short side is this before cropping; None = img_size * 256 / 224."""
+    crop: Any = "full"
+    """The view's crop box, the region the model sees (`ndar.video.geometry`): a preset name looked up
+    for `view` ("full" = the whole frame, "synthetic" = the renderer's driver boxes, "aicity" = the
+    driver boxes of the real camera poses) or [left, top, right, bottom] fractions. It is saved in
+    model.json, so extraction crops the same box."""
     num_workers: int = 2
     """DataLoader workers per process (0 = decode in the main process)."""
     cache: bool = False
     """Decode every clip once into memory before training (small CPU runs: decoding dominates)."""
     cache_max_frames: int = 32
-    """With `cache`, at most this many frames are kept per clip (stride widened when the clip is long)."""
+    """With `cache` or `cache_dir`, at most this many frames are kept per clip (stride widened when the
+    clip is long); 0 keeps every frame at the sampling rate."""
+    cache_dir: Path | None = None
+    """A clip cache written by `python -m ndar cache-clips` (its folder holding `<view>/`): clips are
+    read from it instead of decoded. It must match this run (frames, rate, geometry, clip table):
+    any difference is an error that lists them."""
 
     LIMITS = {
         "k": ">= 2", "fold": ">= -1", "background_per_video": ">= 0",
@@ -228,6 +236,12 @@ class FinetuneConfig:
             )
         if self.data.root is None and self.data.clips is None:
             raise ConfigError("data.root or data.clips must be set")
+        from ndar.video.geometry import resolve_crop_box
+
+        try:
+            resolve_crop_box(self.data.crop, self.data.view)
+        except ValueError as err:
+            raise ConfigError(f"data.{err}") from err
         if self.eval.num_segments < 1 or self.eval.num_crops < 1:
             raise ConfigError("eval.num_segments and eval.num_crops must be >= 1")
         if self.deepspeed.backend not in ("auto", "nccl", "gloo", "ccl", "mpi"):

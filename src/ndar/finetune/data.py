@@ -4,7 +4,9 @@ Temporal sampling (VideoMAE style): a sample's *grid* is every `sampling_rate`-t
 segment. Training takes `num_frames` consecutive grid frames from a random offset; validation takes
 `num_segments` evenly spaced windows. A segment shorter than the window is stretched: its grid
 positions are spread evenly over the window (frames repeat) instead of reading outside the label.
-Frames are resized on decode so the short side is `short_side` (decord scales straight from YUV).
+Spatially every frame goes through the backbone's geometry (`ndar.video.geometry`): decoded at the
+size that makes the view's crop box exactly img_size x img_size (decord scales straight from YUV),
+then the box is sliced out, the same pixels feature extraction feeds the model.
 
 `cache=True` decodes each sample's grid once (at most `cache_max_frames` frames, the stride widened
 for long segments) and keeps it in memory; spatial augmentation stays random every epoch. It is meant
@@ -26,7 +28,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ndar import taxonomy
+from ndar.clipcache.store import ClipStore
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.video.decord_io import read_batch
+from ndar.video.geometry import GeometryPlan, plan_geometry
 from ndar.video.mean import subtract_mean, video_mean_frame
 from ndar.video.probe import VideoError
 
@@ -43,26 +48,23 @@ class VideoMeta:
     width: int
 
 
-def decoded_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(height, width) with the short side scaled to `short_side`, aspect kept, even sizes."""
-    scale = short_side / min(height, width)
-    return max(short_side, 2 * round(height * scale / 2)), max(short_side, 2 * round(width * scale / 2))
-
-
 class FrameReader:
-    """decord readers kept open per (path, size), a few at a time (each worker process has its own).
+    """decord readers kept open per path, a few at a time (each worker process has its own).
 
-    With `subtract_mean` every frame comes back minus its video's mean frame (`ndar.video.mean`), the
-    preprocessing a backbone with `subtract_video_mean` expects.
+    Frames come back at the geometry `plan` (the crop box of the view at img_size x img_size). With
+    `subtract_mean` every frame comes back minus its video's mean frame (`ndar.video.mean`), the
+    preprocessing a backbone with `subtract_video_mean` expects. Readers are stopped after every read
+    (`ndar.video.decord_io`), so an open reader never decodes in the background.
     """
 
-    def __init__(self, short_side: int, max_open: int = 4, subtract_mean: bool = False) -> None:
-        self.short_side = short_side
+    def __init__(self, plan: GeometryPlan, max_open: int = 4, subtract_mean: bool = False) -> None:
+        self.plan = plan
         self.max_open = max_open
         self.subtract_mean = subtract_mean
         self._readers: OrderedDict[str, object] = OrderedDict()
         self._meta: dict[str, VideoMeta] = {}
         self._means: dict[str, np.ndarray] = {}
+        self._native: dict[str, bool] = {}
 
     def _open(self, path: str):
         if path in self._readers:
@@ -72,17 +74,19 @@ class FrameReader:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"clip video not found: {path}")
+        height, width = self.plan.scaled
         try:  # decord's errors do not name the file (a broken video must be findable)
-            probe = decord.VideoReader(path, num_threads=1)
-            h, w, _ = probe[0].shape
-            fps, count = float(probe.get_avg_fps()), len(probe)
-            del probe
-            height, width = decoded_size(h, w, self.short_side)
             reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
+            self._native[path] = not scales_correctly(reader, (height, width))
+            if self._native[path]:
+                # decord 0.6 returns wrongly sized frames for some small output sizes: such videos are
+                # decoded at their native size and resized in `read`
+                reader = decord.VideoReader(path, num_threads=1)
+            fps, count = float(reader.get_avg_fps()), len(reader)
         except (decord.DECORDError, RuntimeError) as err:  # decord raises both
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise VideoError(f"{path}: cannot open the clip video: {reason}") from err
-        self._meta[path] = VideoMeta(fps=fps, num_frames=min(count, len(reader)), height=height, width=width)
+        self._meta[path] = VideoMeta(fps=fps, num_frames=count, height=height, width=width)
         self._readers[path] = reader
         while len(self._readers) > self.max_open:
             self._readers.popitem(last=False)
@@ -93,23 +97,43 @@ class FrameReader:
         return self._meta[path]
 
     def read(self, path: str, indices: np.ndarray) -> torch.Tensor:
-        """Frames `indices` of `path` as (T, H, W, 3) uint8 (repeated indices decode once)."""
+        """Frames `indices` of `path` as (T, S, S, 3) uint8 (repeated indices decode once)."""
         reader = self._open(path)
         unique, inverse = np.unique(indices, return_inverse=True)
         try:
-            batch = reader.get_batch(unique.tolist()).asnumpy()  # (U, H, W, 3)
+            batch = read_batch(reader, unique.tolist())  # (U, H, W, 3); the reader is stopped after
         except Exception as err:  # decord raises its own error types
             raise RuntimeError(f"cannot decode frames {unique[:4].tolist()}... of {path}: {err}") from err
+        if self._native.get(path):
+            batch = resize_frames(batch, self.plan.scaled)
+        batch = self.plan.crop(batch)  # (U, S, S, 3)
         if self.subtract_mean:
             batch = subtract_mean(batch, self.mean_frame(path))
-        return torch.from_numpy(batch[inverse])
+        return torch.from_numpy(np.ascontiguousarray(batch[inverse]))
 
     def mean_frame(self, path: str) -> np.ndarray:
-        """The video's mean frame at the decoded size (computed once per path and worker)."""
+        """The video's mean frame at the model's geometry (computed once per path and worker)."""
         if path not in self._means:
-            meta = self.meta(path)
-            self._means[path] = video_mean_frame(path, (meta.height, meta.width))
+            self._means[path] = self.plan.crop(video_mean_frame(path, self.plan.scaled))
         return self._means[path]
+
+
+def scales_correctly(reader, size: tuple[int, int]) -> bool:
+    """Whether a resizing decord reader really gives frames of `size` (one test decode)."""
+    try:
+        shape = read_batch(reader, [0]).shape[1:3]
+    except Exception:  # noqa: BLE001 - decord's own error types; the native-size path is taken
+        return False
+    return tuple(shape) == tuple(size)
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W, 3) uint8 resized to `size` (bilinear, antialiased), for decoders that cannot."""
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def frame_grid(start: float, end: float, meta: VideoMeta, rate: int, max_frames: int = 0) -> np.ndarray:
@@ -148,12 +172,13 @@ class ClipDataset(Dataset):
         samples: pd.DataFrame,
         num_frames: int,
         sampling_rate: int,
-        short_side: int,
+        plan: GeometryPlan,
         train_transform: TrainClipTransform | None = None,
         eval_transform: EvalClipTransform | None = None,
         num_segments: int = 1,
         cache_max_frames: int = 0,
         subtract_mean: bool = False,
+        store: ClipStore | None = None,
     ) -> None:
         if (train_transform is None) == (eval_transform is None):
             raise ValueError("ClipDataset needs exactly one of train_transform / eval_transform")
@@ -162,8 +187,9 @@ class ClipDataset(Dataset):
         self.train_transform, self.eval_transform = train_transform, eval_transform
         self.num_segments = num_segments
         self.cache_max_frames = cache_max_frames
-        self.reader = FrameReader(short_side, subtract_mean=subtract_mean)
+        self.reader = FrameReader(plan, subtract_mean=subtract_mean)
         self.cache: list[torch.Tensor] | None = None
+        self.store = store  # clip cache on disk (`ndar.clipcache`): rows in the same order
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -171,7 +197,7 @@ class ClipDataset(Dataset):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["reader"] = FrameReader(  # decord readers are not picklable
-            self.reader.short_side, subtract_mean=self.reader.subtract_mean
+            self.reader.plan, subtract_mean=self.reader.subtract_mean
         )
         return state
 
@@ -190,6 +216,12 @@ class ClipDataset(Dataset):
 
     def _frames(self, index: int, offset_fn) -> list[torch.Tensor]:
         """Decode (or take from the cache) the windows chosen by `offset_fn(grid_len) -> [offsets]`."""
+        if self.store is not None:
+            n = self.store.grid_len(index)
+            return [
+                torch.from_numpy(self.store.read(index, window_positions(n, self.num_frames, o)))
+                for o in offset_fn(n)
+            ]
         if self.cache is not None:
             grid_frames = self.cache[index]
             offsets = offset_fn(len(grid_frames))
@@ -304,4 +336,96 @@ def split_by_fold(samples: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.Da
         raise ValueError(f"data.fold: fold {fold} not in the clip table's folds {folds}")
     val = samples[samples["fold"] == fold].reset_index(drop=True)
     train = samples[samples["fold"] != fold].reset_index(drop=True)
+    return train, val
+
+
+def model_overrides(cfg) -> dict:
+    """The backbone overrides of a `FinetuneConfig` (architecture and preprocessing keys)."""
+    m = cfg.model
+    return {
+        **m.overrides,
+        "drop_path_rate": m.drop_path_rate,
+        "head_drop_rate": m.head_drop_rate,
+        "grad_checkpointing": m.grad_checkpointing,
+    }
+
+
+def finetune_spec(cfg):
+    """The `BackboneSpec` of a `FinetuneConfig`: registry defaults, then the config's frames, size,
+    rate and the view's crop box. The model, the datasets and the clip cache all take it from here."""
+    import dataclasses
+
+    from ndar.backbones import get_spec
+    from ndar.video.geometry import resolve_crop_box
+
+    m = cfg.model
+    spec = get_spec(m.backbone, **model_overrides(cfg))
+    return dataclasses.replace(
+        spec,
+        num_frames=m.num_frames or spec.num_frames,
+        img_size=m.img_size or spec.img_size,
+        sampling_rate=m.sampling_rate or spec.sampling_rate,
+        crop_box=resolve_crop_box(cfg.data.crop, cfg.data.view),
+    )
+
+
+def build_datasets(cfg, spec) -> tuple[ClipDataset, ClipDataset | None, pd.DataFrame]:
+    """(train, val or None, the whole clip table) of a `FinetuneConfig` for the model's `spec`.
+
+    Both datasets use the spec's geometry (crop box, squash to img_size), the one extraction uses, so
+    validation top-1 measures the input the heads will get.
+    """
+    d, a = cfg.data, cfg.aug
+    samples = load_clip_samples(d.root, d.clips, d.view, d.split, d.k, d.fold_seed, d.background_per_video)
+    train_rows, val_rows = split_by_fold(samples, d.fold)
+    if len(train_rows) < cfg.train.batch_size:
+        raise ValueError(f"only {len(train_rows)} training clips for view {d.view!r}, fewer than one batch")
+    plan = plan_geometry(spec.img_size, spec.crop_box, spec.resize)
+    cache_frames = d.cache_max_frames if d.cache else 0
+    train_store = val_store = None
+    if d.cache_dir is not None:
+        train_store, val_store = open_cache(d, spec, samples, train_rows, val_rows)
+    train_tf = TrainClipTransform(
+        spec.img_size,
+        spec.mean,
+        spec.std,
+        spec.normalize,
+        a.scale,
+        a.ratio,
+        a.rand_augment,
+        a.reprob,
+        a.hflip,
+    )
+    train = ClipDataset(
+        train_rows, spec.num_frames, spec.sampling_rate, plan, train_tf,
+        cache_max_frames=cache_frames, subtract_mean=spec.subtract_video_mean, store=train_store,
+    )  # fmt: skip
+    val = None
+    if len(val_rows):
+        eval_tf = EvalClipTransform(spec.img_size, spec.mean, spec.std, spec.normalize, cfg.eval.num_crops)
+        val = ClipDataset(
+            val_rows, spec.num_frames, spec.sampling_rate, plan, eval_transform=eval_tf,
+            num_segments=cfg.eval.num_segments, cache_max_frames=cache_frames,
+            subtract_mean=spec.subtract_video_mean, store=val_store,
+        )  # fmt: skip
+    if d.cache and d.cache_dir is None:
+        train.build_cache(d.num_workers, "cache train clips")
+        if val is not None:
+            val.build_cache(d.num_workers, "cache val clips")
+    return train, val, samples
+
+
+def open_cache(d, spec, samples: pd.DataFrame, train_rows: pd.DataFrame, val_rows: pd.DataFrame):
+    """(train store, val store) of the clip cache `d.cache_dir`, after checking it matches the run."""
+    from ndar.clipcache.store import cache_settings, check_matches
+
+    folder = Path(d.cache_dir) / taxonomy.canonical_view(d.view)
+    expected = cache_settings(
+        spec.num_frames, spec.sampling_rate, spec.img_size, spec.crop_box, spec.resize,
+        spec.subtract_video_mean, d.cache_max_frames,
+    )  # fmt: skip
+    check_matches(folder, expected, samples)
+    train = ClipStore(folder, train_rows, spec.subtract_video_mean)
+    val = ClipStore(folder, val_rows, spec.subtract_video_mean) if len(val_rows) else None
+    log.info("clip cache %s: %d train and %d val clips", folder, len(train_rows), len(val_rows))
     return train, val

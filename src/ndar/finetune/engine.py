@@ -29,10 +29,9 @@ from ndar import taxonomy
 from ndar.config import config_changes, describe_changes, save_config
 from ndar.finetune import checkpoint as ckpt
 from ndar.finetune.config import FinetuneConfig
-from ndar.finetune.data import ClipDataset, load_clip_samples, split_by_fold
+from ndar.finetune.data import ClipDataset, build_datasets, finetune_spec
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
 from ndar.finetune.ds_config import build_deepspeed_config
-from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
 from ndar.utils.io import atomic_path, write_json
 from ndar.utils.logging import setup_logging
 
@@ -57,7 +56,7 @@ def seed_everything(seed: int) -> None:
 # ----------------------------------------------------------------------------------------- model
 def build_model(cfg: FinetuneConfig):
     """(model, spec) for the config: registry defaults, then the config's frames/size/rate/overrides."""
-    from ndar.backbones import create_backbone, get_spec
+    from ndar.backbones import create_backbone
 
     m = cfg.model
     overrides = {
@@ -66,13 +65,7 @@ def build_model(cfg: FinetuneConfig):
         "head_drop_rate": m.head_drop_rate,
         "grad_checkpointing": m.grad_checkpointing,
     }
-    spec = get_spec(m.backbone, **overrides)
-    spec = dataclasses.replace(
-        spec,
-        num_frames=m.num_frames or spec.num_frames,
-        img_size=m.img_size or spec.img_size,
-        sampling_rate=m.sampling_rate or spec.sampling_rate,
-    )
+    spec = finetune_spec(cfg)
     model = create_backbone(
         m.backbone,
         num_classes=taxonomy.NUM_CLASSES,
@@ -101,54 +94,6 @@ def load_pretrained(model, cfg: FinetuneConfig, dist: DistInfo) -> None:
 
 
 # ------------------------------------------------------------------------------------------ data
-def build_datasets(cfg: FinetuneConfig, spec) -> tuple[ClipDataset, ClipDataset | None, pd.DataFrame]:
-    d, a = cfg.data, cfg.aug
-    samples = load_clip_samples(d.root, d.clips, d.view, d.split, d.k, d.fold_seed, d.background_per_video)
-    train_rows, val_rows = split_by_fold(samples, d.fold)
-    if len(train_rows) < cfg.train.batch_size:
-        raise ValueError(f"only {len(train_rows)} training clips for view {d.view!r}, fewer than one batch")
-    short_side = d.short_side or int(round(spec.img_size * 256 / 224))
-    cache_frames = d.cache_max_frames if d.cache else 0
-    train_tf = TrainClipTransform(
-        spec.img_size,
-        spec.mean,
-        spec.std,
-        spec.normalize,
-        a.scale,
-        a.ratio,
-        a.rand_augment,
-        a.reprob,
-        a.hflip,
-    )
-    train = ClipDataset(
-        train_rows,
-        spec.num_frames,
-        spec.sampling_rate,
-        short_side,
-        train_tf,
-        cache_max_frames=cache_frames,
-        subtract_mean=spec.subtract_video_mean,
-    )
-    val = None
-    if len(val_rows):
-        eval_tf = EvalClipTransform(spec.img_size, spec.mean, spec.std, spec.normalize, cfg.eval.num_crops)
-        val = ClipDataset(
-            val_rows,
-            spec.num_frames,
-            spec.sampling_rate,
-            spec.img_size,
-            eval_transform=eval_tf,
-            num_segments=cfg.eval.num_segments,
-            cache_max_frames=cache_frames,
-            subtract_mean=spec.subtract_video_mean,
-        )
-    if d.cache:
-        train.build_cache(d.num_workers, "cache train clips")
-        if val is not None:
-            val.build_cache(d.num_workers, "cache val clips")
-    return train, val, samples
-
-
 def train_loader(dataset: ClipDataset, cfg: FinetuneConfig, dist: DistInfo) -> DataLoader:
     if dist.world_size > 1:
         sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.train.seed, drop_last=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ndar.video.decord_io import read_batch
 from ndar.video.probe import VideoError
 
 MEAN_SAMPLES = 64  # frames averaged per video: enough for a stable mean, a few seeks per video
@@ -50,7 +51,7 @@ def native_mean_frame(path: str | Path, samples: int = MEAN_SAMPLES) -> np.ndarr
         if count == 0:
             raise VideoError(f"{path}: no frames to average")
         indices = np.unique(np.linspace(0, count - 1, min(samples, count)).round().astype(np.int64))
-        frames = reader.get_batch(indices.tolist()).asnumpy()  # (S, H, W, 3)
+        frames = read_batch(reader, indices.tolist())  # (S, H, W, 3)
     except (decord.DECORDError, RuntimeError) as err:  # decord raises both
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise VideoError(f"{path}: cannot decode the frames of the mean frame: {reason}") from err

@@ -84,6 +84,17 @@ def _convert(path: Path, index: int, frame: av.VideoFrame, sizes: Sequence[Size]
         raise VideoError(f"{path}: converting frame {index} failed: {err}") from err
 
 
+def frame_to_rgb(frame: av.VideoFrame, size: Size, interpolation: str = "BILINEAR") -> np.ndarray:
+    """One decoded frame as (H, W, 3) uint8 RGB at `size` (swscale from YUV), as `iter_frames` does."""
+    return _to_rgb(frame, size, interpolation)
+
+
+def decode_frames(path: Path, threads: int = 0) -> Iterator[tuple[int, float, av.VideoFrame]]:
+    """(index, seconds, undecoded-to-RGB frame) in presentation order, for callers that convert only
+    some frames (the clip cache); `VideoError` on failure."""
+    return _decode(Path(path), threads)
+
+
 def _decode(path: Path, threads: int) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """(index, seconds, frame) of every frame in presentation order; `VideoError` on failure."""
     index = 0
