@@ -197,12 +197,13 @@ def test_a_broken_clip_video_is_named(synth_root, tmp_path, damage):
     check-data reports and prepare leaves out) stops the run with an error naming it."""
     from ndar.finetune.data import FrameReader
     from ndar.video import VideoError
+    from ndar.video.geometry import plan_geometry
 
     source = next(synth_root.rglob("*.MP4")).read_bytes()
     path = tmp_path / f"{damage}.MP4"
     path.write_bytes(source[: len(source) // 2] if damage == "faststart_truncated" else b"\x00" * 4096)
     with pytest.raises(VideoError, match=rf"^{path}: "):
-        reader = FrameReader(short_side=32, subtract_mean=True)
+        reader = FrameReader(plan_geometry(32), subtract_mean=True)
         reader.read(str(path), np.arange(4))
 
 

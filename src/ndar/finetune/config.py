@@ -92,7 +92,7 @@ class DataSection:
 
     LIMITS = {
         "k": ">= 2", "fold": ">= -1", "background_per_video": ">= 0",
-        "short_side": ">= 1", "num_workers": ">= 0", "cache_max_frames": ">= 1",
+        "num_workers": ">= 0", "cache_max_frames": ">= 0",
     }  # fmt: skip
 
 
