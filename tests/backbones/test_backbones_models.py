@@ -74,7 +74,9 @@ def test_small_registered_backbones_build_and_run_at_full_size(name):
     count = registered_param_count(name)
     assert count > 0
     if count > REAL_BUILD_BUDGET:
-        pytest.skip(f"{name}: {count / 1e6:.0f}M parameters > {REAL_BUILD_BUDGET / 1e6:.0f}M; counted on meta only")
+        pytest.skip(
+            f"{name}: {count / 1e6:.0f}M parameters > {REAL_BUILD_BUDGET / 1e6:.0f}M; counted on meta only"
+        )
     assert_builds_and_runs(name)
 
 
