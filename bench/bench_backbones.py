@@ -4,16 +4,14 @@ Each case runs in its own subprocess so its peak RSS (ru_maxrss) belongs to that
 FLOPs are counted with torch.utils.flop_counter.FlopCounterMode; the achieved GFLOP/s is compared with
 a plain fp32 matmul's GFLOP/s measured in the same way on the same machine (target: at least half).
 
-    .venv/bin/python bench/bench_backbones.py                      # CPU cases, writes bench/results/backbones.md
-    .venv/bin/python bench/bench_backbones.py --preset gpu --device cuda --out bench/results/backbones_gpu.md
+    python -m bench.bench_backbones                      # CPU cases, writes bench/results/backbones.md
+    python -m bench.bench_backbones --preset gpu --device cuda --out bench/results/backbones_gpu.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,8 +21,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from bench.common import load_average, machine, self_command, time_per_call, write_text
 from ndar.backbones import create_backbone
-from ndar.utils.io import atomic_write_text
 
 PRESETS = {
     # (backbone, mode, batch, grad_checkpointing, dtype)
@@ -74,24 +72,11 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: str, min_reps: int, budget_s: float, warmup: bool = True) -> tuple[float, float]:
-    """(wall, process CPU) seconds per call after one warm-up call; at least `min_reps` calls or
-    `budget_s` wall seconds. With one thread, CPU seconds are what the step costs on a shared machine
-    (wall seconds also count the time other jobs held the cores)."""
-    if warmup:
-        fn()
-    sync(device)
-    reps, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    while reps < min_reps or time.perf_counter() - start < budget_s:
-        fn()
-        reps += 1
-    sync(device)
-    return (time.perf_counter() - start) / reps, (time.process_time() - cpu_start) / reps
+def timed(fn, device: str, min_reps: int, budget_s: float) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call after one warm-up call (`common.time_per_call`), the
+    GPU synchronised on cuda. With one thread, CPU seconds are what the step costs on a shared machine."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    return time_per_call(fn, min_reps, budget_s, warmup=1, sync=sync)
 
 
 def matmul_gflops(
@@ -178,7 +163,7 @@ def run_case(case: dict) -> dict:
 
 def run_in_subprocess(case: dict) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--one", json.dumps(case)], capture_output=True, text=True, check=False
+        [*self_command(__spec__), "--one", json.dumps(case)], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
@@ -189,14 +174,14 @@ def render(results: list[dict], matmul: tuple[float, float], args: argparse.Name
     gpu = args.device.startswith("cuda")
     rate = "GFLOP/s" if gpu else "GFLOP per CPU-s"
     lines = [
-        "# Backbone benchmark (`bench/bench_backbones.py`)",
+        "# Backbone benchmark (`python -m bench.bench_backbones`)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch "
-        f"thread(s), device {args.device}; torch {torch.__version__}; load average at start {args.load}.",
+        f"Machine: {machine()}; {args.threads} torch thread(s), device {args.device}; "
+        f"load average at start {args.load}.",
         "Shared machine: other jobs ran at the same time. Wall times are therefore upper bounds; on CPU the",
         "FLOP rates use process CPU time (one thread: the time the step really ran), which other jobs do",
         "not inflate, and the matmul reference is measured the same way right after each case.",
-        f"Command: `.venv/bin/python bench/bench_backbones.py --preset {args.preset} --device {args.device} "
+        f"Command: `python -m bench.bench_backbones --preset {args.preset} --device {args.device} "
         f"--threads {args.threads}` (wall {wall:.0f} s).",
         "Clip 16 x 224 x 224 (1568 tokens). Model FLOPs from FlopCounterMode on the meta device (forward;",
         "train = forward + backward; recomputation of gradient checkpointing and the AdamW step not counted).",
@@ -243,7 +228,7 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     args.matmul_dtype = "bf16" if args.preset == "gpu" else "fp32"
-    args.load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    args.load = load_average()
     start = time.perf_counter()
     matmul = matmul_gflops(args.device, torch.bfloat16 if args.matmul_dtype == "bf16" else torch.float32)
     print(f"matmul {matmul[0]:.1f} GFLOP/s wall, {matmul[1]:.1f} GFLOP per CPU-s", flush=True)
@@ -262,7 +247,7 @@ def main() -> int:
             flush=True,
         )
     text = render(results, matmul, args, time.perf_counter() - start)
-    atomic_write_text(args.out, text)
+    write_text(args.out, text)
     print(text)
     return 0
 

@@ -1,6 +1,6 @@
 """Baseline mOS on synthetic datasets, per view alone and fused, over several seeds.
 
-    .venv/bin/python bench/bench_baseline.py --seeds 0 1 2 [--keep /tmp/ndar_bench_bl] [synth args...]
+    python -m bench.bench_baseline --seeds 0 1 2 [--keep /tmp/ndar_bench_bl] [synth args...]
 
 For each seed: generate the dataset with the given synth arguments (default: the main job's
 setting), then run the baseline with views [rear, dashboard], [rear], [dashboard], [right]. Prints one

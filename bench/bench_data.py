@@ -1,7 +1,7 @@
 """Bench of the data stage: load_dataset and prepare on a full-size (2024 A1: 69 drivers, 414 videos)
 layout of empty placeholder videos with 16 labelled rows per video. Prints seconds per step.
 
-    .venv/bin/python bench/bench_data.py [--drivers 69]
+    python -m bench.bench_data [--drivers 69]
 """
 
 from __future__ import annotations

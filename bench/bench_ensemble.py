@@ -1,6 +1,6 @@
 """Benchmark the ensemble stage on synthetic prediction sources (no videos needed).
 
-python bench/bench_ensemble.py --drivers 8 --sources 12 --out /tmp/bench_ensemble [key=value ...]
+python -m bench.bench_ensemble --drivers 8 --sources 12 --out /tmp/bench_ensemble [key=value ...]
 
 Builds noisy sources with known ground truth (ndar.ensemble.synthetic), a stub dataset, then runs
 `ndar.ensemble.run` with configs/ensemble/default.yaml (paths replaced, extra overrides allowed) and

@@ -7,7 +7,7 @@ bench/out/extract/):
      window measured on a contiguous run of windows (extrapolated to the whole video);
   2. base backbone on a short clip (CPU is slow: per-window costs measured on few windows);
   3. peak RSS of the streaming run on a 1-minute and a 10-minute video (separate processes).
-Usage: .venv/bin/python bench/bench_extract.py [--long-seconds 600] [--skip-long]
+Usage: python -m bench.bench_extract [--long-seconds 600] [--skip-long]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import av
 import numpy as np
 import torch
 
+from bench.common import self_command, write_json
 from ndar.backbones import create_backbone, get_spec, save_model_folder
 from ndar.extract import ExtractConfig, ModelEntry, run
 from ndar.extract.models import FeaturesAndLogits, embed, preprocess_clips
@@ -198,7 +198,7 @@ def peak_rss_mib() -> float:
 
 
 def peak_rss(video: Path) -> dict:
-    cmd = [sys.executable, __file__, "--rss-child", str(video)]
+    cmd = [*self_command(__spec__), "--rss-child", str(video)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ}).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -278,7 +278,7 @@ def main() -> None:
         print("rss long", report["rss_long"], flush=True)
     report["load_avg_end"] = os.getloadavg()
     report["total_s"] = time.perf_counter() - t0
-    (OUT / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(OUT / "report.json", report)
     print(json.dumps(report, indent=2))
 
 

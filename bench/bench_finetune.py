@@ -5,8 +5,8 @@ Each case runs in its own process (so the peak RSS is that case's): the register
 full optimizer steps on random clips after one warm-up step. Optionally the same step through the
 DeepSpeed engine (`--deepspeed`, fp32, ZeRO 0, gloo) to show the wrapper's overhead.
 
-    .venv/bin/python bench/bench_finetune.py                       # tiny and base, batch 2 / 1
-    .venv/bin/python bench/bench_finetune.py --cases videomae_vit_tiny:4 --steps 5 --deepspeed
+    python -m bench.bench_finetune                       # tiny and base, batch 2 / 1
+    python -m bench.bench_finetune --cases videomae_vit_tiny:4 --steps 5 --deepspeed
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import resource
 import subprocess
 import sys
 import time
+
+from bench.common import self_command
 
 
 def run_case(
@@ -108,7 +110,7 @@ def main() -> int:
     rows = []
     for case in args.cases:
         for use_ds in [False, True] if args.deepspeed else [False]:
-            cmd = [sys.executable, __file__, "--one", f"{case}:{int(use_ds)}", "--steps", str(args.steps)]
+            cmd = [*self_command(__spec__), "--one", f"{case}:{int(use_ds)}", "--steps", str(args.steps)]
             cmd += ["--frames", str(args.frames), "--size", str(args.size), "--threads", str(args.threads)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))

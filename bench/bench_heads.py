@@ -1,6 +1,6 @@
 """ActionFormer on synthetic features shaped like the main job's: k-fold time, epoch time, OOF scores.
 
-    .venv/bin/python bench/bench_heads.py [--noise 1.0 2.0 3.0] [--out /tmp/ndar_bench_heads] [--real-scale]
+    python -m bench.bench_heads [--noise 1.0 2.0 3.0] [--out /tmp/ndar_bench_heads] [--real-scale]
 
 Features: 8 A1 drivers x 2 sessions + 2 A2 drivers, 120 s sessions (the main job's time scale 0.25),
 all 15 classes per session (1-6 s long, gaps 1-8 s), windows of 2 s every 16 frames at 15 fps

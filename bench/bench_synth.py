@@ -1,6 +1,6 @@
 """Synthetic generation speed: video seconds written per wall second, per view.
 
-    .venv/bin/python bench/bench_synth.py [--out /tmp/ndar_bench_synth] [synth CLI args...]
+    python -m bench.bench_synth [--out /tmp/ndar_bench_synth] [synth CLI args...]
 
 Default arguments are the main job's setting (`ndar.synth.MAIN_JOB_ARGS`). Prints wall time, CPU time
 (this process and its workers), and throughput. A busy machine inflates wall time; CPU time / 2 is

@@ -1,7 +1,7 @@
 """Bench of the video check of `check-data --videos` / `prepare`: seconds for `check_video` against a
 full decode of the same 1080p H.264 file (noise-textured frames, so the bitrate is high).
 
-    .venv/bin/python bench/bench_video_check.py [--seconds 10]
+    python -m bench.bench_video_check [--seconds 10]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Sweep head settings on A1 out-of-fold mOS only: many single-threaded `ndar heads train` runs at once.
 
-    .venv/bin/python bench/sweep_heads.py --config "runs/s10/configs/heads_tim_{track}.yaml" \
+    python -m bench.sweep_heads --config "runs/s10/configs/heads_tim_{track}.yaml" \
         --tracks k400_vith hybrid_vitl ego_vitl --jobs 2 --out runs/sweep_tim \
         --variant base --variant "d64:tim.d_model=64" --variant "l2:tim.num_layers=2,tim.epochs=60"
 
@@ -23,6 +23,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from bench.common import write_json, write_text
 
 METRICS = ("mOS_segments", "mOS", "mAP")
 
@@ -128,10 +130,9 @@ def main() -> int:
         "variants": {name: overrides for name, overrides in variants.items()},
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sweep.json").write_text(json.dumps(report, indent=2))
+    write_json(args.out / "sweep.json", report)
     text = table(list(variants), args.tracks, results)
-    (args.out / "sweep.md").write_text(text)
+    write_text(args.out / "sweep.md", text)
     print(text)
     return 0 if all(r["ok"] for per in results.values() for r in per.values()) else 1
 

@@ -106,7 +106,3 @@ def view_from_filename(filename: str) -> str:
     if not match:
         raise ValueError(f"cannot find the view in file name {filename!r}: expected '<View>_user_id_<id>...'")
     return canonical_view(match.group(1))
-
-
-def class_name(class_id: int) -> str:
-    return CLASSES[class_id]

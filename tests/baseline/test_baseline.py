@@ -31,6 +31,7 @@ def tiny_dataset(tmp_path_factory):
     return generate(SynthConfig(out=out, seed=5, workers=1, views=["dashboard", "rear"], **tiny))
 
 
+@pytest.mark.slow
 def test_baseline_end_to_end(tiny_dataset, tmp_path):
     from ndar.submission import validate_submission
 

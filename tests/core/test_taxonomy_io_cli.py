@@ -69,6 +69,7 @@ def test_cli_help_lists_every_stage(capsys):
     assert main(["nope"]) == 2
 
 
+@pytest.mark.slow
 def test_every_command_module_exposes_the_contract():
     import importlib
 

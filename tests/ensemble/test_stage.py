@@ -20,6 +20,7 @@ def first_run(bench, tiny_config, tmp_path_factory):
     return cfg, run(cfg)
 
 
+@pytest.mark.slow
 def test_run_writes_validated_submission_and_reports(bench, first_run):
     cfg, result = first_run
     run_dir = cfg.out_dir / cfg.run_name
@@ -43,6 +44,7 @@ def test_run_writes_validated_submission_and_reports(bench, first_run):
     assert "Per-class mOS: A1 OOF" in html and "Per-class mOS: A2 test" in html
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_resume(bench, tiny_config, first_run, tmp_path):
     cfg, result = first_run
     again = tiny_config(bench, tmp_path)
@@ -58,6 +60,7 @@ def test_same_seed_same_bytes_and_resume(bench, tiny_config, first_run, tmp_path
     assert marker.read_text() == "untouched\n"  # finished run skipped
 
 
+@pytest.mark.slow
 def test_cli_with_overrides(bench, tiny_config, tmp_path, capsys):
     cfg = tiny_config(bench, tmp_path)
     config = tmp_path / "ens.yaml"
@@ -131,6 +134,7 @@ def test_feature_set_source(bench, tmp_path):
     assert not missing.exists()
 
 
+@pytest.mark.slow
 def test_notebook_runs_with_papermill(bench, tiny_config, tmp_path):
     from pathlib import Path
 

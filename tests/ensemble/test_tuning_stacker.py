@@ -1,11 +1,13 @@
 """Tuning improves the OOF mOS over the defaults; the stacker is honest and deterministic."""
 
 import numpy as np
+import pytest
 
 from ndar.ensemble.stacker import StackerConfig, fit_stacker, per_second_labels, session_features
 from ndar.ensemble.tuning import EnsembleParams, OofScorer, TuningConfig, tune
 
 
+@pytest.mark.slow
 def test_tuning_improves_oof_mos_over_defaults(bench):
     oof = {name: splits["oof"] for name, splits in bench.sources.items()}
     cfg = TuningConfig(rounds=1)
@@ -66,6 +68,7 @@ def test_stacker_oof_is_leave_driver_out(bench):
     assert accuracy(stack_oof) < 0.4
 
 
+@pytest.mark.slow
 def test_per_class_weights_are_tuned_and_used(bench):
     oof = {name: splits["oof"] for name, splits in bench.sources.items()}
     small = dict(

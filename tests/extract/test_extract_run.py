@@ -67,6 +67,7 @@ def reference_random_access(path: Path, folder: Path, stride: int) -> dict[str, 
     return {k: np.array(v) for k, v in rows.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("track", ["tiny_a", "tiny_b"])
 def test_streaming_equals_per_window_random_access(
     full_decode_run: Path, dataset: Path, models_dir: Path, track
@@ -91,6 +92,7 @@ def test_streaming_equals_per_window_random_access(
     np.testing.assert_allclose(got["t_end"], (k * STRIDES[track] + 6) / 30, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_metadata_config_and_metrics_are_written(full_decode_run: Path) -> None:
     meta = json.loads(
         (full_decode_run / "tiny_a" / "dashboard" / "Dashboard_user_id_1001_NoAudio_1.json").read_text()
@@ -106,6 +108,7 @@ def test_metadata_config_and_metrics_are_written(full_decode_run: Path) -> None:
     assert json.loads((full_decode_run / "failures.json").read_text()) == []
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_files_and_overwrite_redoes_them(
     dataset: Path, models_dir: Path, tmp_path: Path
 ):
@@ -126,6 +129,7 @@ def test_resume_skips_finished_files_and_overwrite_redoes_them(
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())
 
 
+@pytest.mark.slow
 def test_a_crash_while_writing_leaves_no_partial_file(
     dataset: Path, models_dir: Path, tmp_path: Path, monkeypatch
 ):
@@ -169,6 +173,7 @@ def final_jsons(out: Path) -> list[Path]:
     return [p for p in out.glob("*/*/*.json") if not p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, models_dir: Path) -> None:
     data = tmp_path / "data"
     for k in range(4):
@@ -205,6 +210,7 @@ def test_killed_run_leaves_only_complete_files_and_resumes(tmp_path: Path, model
     assert not [p for p in out.glob("*/*/.*") if p.is_file()], "temporary files must be cleaned up"
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_equals_one_process(
     full_decode_run: Path, dataset: Path, models_dir: Path, tmp_path
 ):
@@ -248,6 +254,7 @@ def bad_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_and_the_rest_goes_on(
     bad_dataset: Path, models_dir: Path, tmp_path: Path
 ) -> None:

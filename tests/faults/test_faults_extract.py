@@ -78,6 +78,7 @@ def broken_dataset(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_broken_videos_with_mean_subtracting_models_are_reported_and_the_rest_goes_on(
     broken_dataset, tmp_path
 ):
@@ -105,6 +106,7 @@ def test_broken_videos_with_mean_subtracting_models_are_reported_and_the_rest_go
     assert ("2003_1" in failed) != (corrupt_stem in produced)
 
 
+@pytest.mark.slow
 def test_kill_between_npz_and_json_after_a_checkpoint_change_is_redone(tmp_path, monkeypatch):
     """Features of checkpoint A; a run with checkpoint B dies after writing its npz, before its
     json; the re-run with A must redo the video, not skip it as complete."""
@@ -134,6 +136,7 @@ def test_kill_between_npz_and_json_after_a_checkpoint_change_is_redone(tmp_path,
     np.testing.assert_array_equal(read_features(npz)["features"], features_a)
 
 
+@pytest.mark.slow
 def test_a_pair_whose_npz_was_replaced_is_redone(tmp_path):
     """The json names its npz's hash: an npz swapped under a complete json is not trusted."""
     data = tmp_path / "data"
@@ -164,6 +167,7 @@ def test_model_folder_of_another_architecture_names_the_folder(tmp_path):
     assert message.startswith(str(folder)) and "size mismatch" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_views_of_another_frame_rate_or_size_are_warned_about(tmp_path, caplog):
     """A session whose dashboard video is 25 fps and 80x48 while its rear one is 30 fps 64x48:
     extract says so before extracting (the heads would refuse the session later)."""
@@ -181,6 +185,7 @@ def test_views_of_another_frame_rate_or_size_are_warned_about(tmp_path, caplog):
     assert "25 fps 80x48" in warned[0] and "30 fps 64x48" in warned[0]
 
 
+@pytest.mark.slow
 def test_disk_full_is_a_failure_per_video_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """ENOSPC while writing features: each video records it, nothing half-written is left, and
     a later run with space extracts them."""

@@ -82,6 +82,7 @@ def uninterrupted(synth_root, tmp_path_factory) -> Path:
     return finetune(synth_root, tmp_path_factory.mktemp("ft_ref") / "run")
 
 
+@pytest.mark.slow
 def test_crafted_deepspeed_checkpoint_is_never_unpickled(synth_root, tmp_path):
     """A DeepSpeed-style `epoch001/mp_rank_00_model_states.pt` that runs code when unpickled, with
     `latest` pointing at it: the resume refuses the folder by name and the payload never runs."""
@@ -95,6 +96,7 @@ def test_crafted_deepspeed_checkpoint_is_never_unpickled(synth_root, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_crafted_checkpoint_with_ndar_names_runs_no_code(synth_root, uninterrupted, tmp_path):
     """The attacker also plants pickles under ndar's own file names: they are parsed as safetensors
     and JSON only, so the load fails with an error and the payload never runs."""
@@ -127,6 +129,7 @@ engine.run(load_config(FinetuneConfig, sys.argv[1], sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_uninterrupted_result(synth_root, uninterrupted, tmp_path):
     """kill -9 during epoch 3, then the same command: the same weights bit for bit, the same
     metrics.csv, and no row of the killed attempt left twice."""
@@ -154,6 +157,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(synth_root, uninterrup
     )
 
 
+@pytest.mark.slow
 def test_zero1_bf16_resume_gives_the_uninterrupted_result(synth_root, tmp_path):
     """The real configs' step (ZeRO-1, bf16): a run resumed from its epoch-1 checkpoint ends with the
     same fp32 master weights as the uninterrupted run (optimizer partition and RNG restored)."""

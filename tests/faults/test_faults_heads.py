@@ -36,6 +36,7 @@ class WriteMarker:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_models(tmp_path):
     """Two fits with one seed in two folders save the same model bytes: the zip inside a torch file
     no longer stores the random temporary file name. The resume checkpoint differs only by its

@@ -73,6 +73,7 @@ def test_tiny_configs_differ_from_each_other():
     assert len(shapes) == len(tiny) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent.name != "tiny"], ids=lambda p: p.stem)
 def test_real_recipe_shrunk_takes_a_step(path):
     """The real recipe's optimizer (layer decay), schedule, mixup and loss on a shrunk model."""

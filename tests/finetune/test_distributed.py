@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ndar.utils.io import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "finetune" / "tiny" / "hybrid_vitl.yaml"
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run(shrink, synth_root, driver_clips, tmp_path):
     out = tmp_path / "run2"
     overrides = shrink(synth_root, out) + [
@@ -46,6 +49,7 @@ print(info.rank, info.world_size, t.item(), os.environ["MASTER_PORT"])
 """
 
 
+@pytest.mark.slow
 def test_plain_processes_started_together_each_get_their_own_world_of_one(tmp_path):
     """No launcher: each process binds its own rendezvous port (the OS picks it), so several
     started at the same moment never collide."""

@@ -36,6 +36,7 @@ def finished_run(shrink, synth_root, driver_clips, tmp_path_factory) -> Path:
     return _run(shrink, synth_root, driver_clips, tmp_path_factory.mktemp("ft") / "run")
 
 
+@pytest.mark.slow
 def test_loss_falls_and_outputs_are_complete(finished_run):
     out = finished_run
     for name in ("config.yaml", "deepspeed_config.json", "metrics.csv", "metrics.json", "model.safetensors"):
@@ -89,6 +90,7 @@ def test_finished_run_with_other_settings_is_refused_not_reused(
     assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp  # nothing touched
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_checkpoint(shrink, finished_run, synth_root, driver_clips):
     """Drop the finished marker and the last tag (as if killed during epoch 3): only epoch 3 runs."""
     import shutil
@@ -116,6 +118,7 @@ def test_resume_with_other_settings_is_refused(shrink, finished_run, synth_root,
     assert (finished_run / "config.yaml").read_text() == config  # still describes the checkpoint
 
 
+@pytest.mark.slow
 def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driver_clips, tmp_path):
     """With ZeRO-1 in bf16 the module holds bf16 copies; the export must be the fp32 master."""
     from safetensors.torch import load_file

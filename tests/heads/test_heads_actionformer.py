@@ -119,6 +119,7 @@ def test_diou_loss_1d_hand_worked():
     torch.testing.assert_close(diou_loss_1d(pred, target), torch.tensor([0.5, 7 / 9, 0.0]))
 
 
+@pytest.mark.slow
 def test_tiny_actionformer_learns_and_is_deterministic(tmp_path):
     videos = make_videos(n_drivers=6, sessions=2, seed=0)
     train, held = videos[:8], videos[8:]
@@ -146,6 +147,7 @@ def test_tiny_actionformer_learns_and_is_deterministic(tmp_path):
     assert again.segments == out[held[0].key].segments
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_and_resume_is_exact(tmp_path):
     videos = make_videos(n_drivers=3, sessions=1, duration=60.0, seed=2)
     full = ActionFormerHead(tiny(epochs=3), DIMS, seed=1)

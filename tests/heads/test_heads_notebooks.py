@@ -32,6 +32,7 @@ def test_unknown_notebook_parameter_is_an_error(tmp_path):
         run_notebook(NOTEBOOK, tmp_path, {"bogus": 1})
 
 
+@pytest.mark.slow
 def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_path):
     ds = synthetic_dataset
     params = [

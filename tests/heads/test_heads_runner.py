@@ -24,6 +24,7 @@ def tiny_config(ds, out, **extra):
     return load_config(HeadsConfig, None, overrides)
 
 
+@pytest.mark.slow
 def test_oof_covers_every_session_once_and_resume(synthetic_dataset, tmp_path):
     ds = synthetic_dataset
     out = tmp_path / "run"
@@ -72,6 +73,7 @@ def test_unknown_config_keys_are_errors(synthetic_dataset, tmp_path):
         run_train(cfg)
 
 
+@pytest.mark.slow
 def test_cli_train_then_predict(synthetic_dataset, tmp_path, monkeypatch, capsys):
     ds, out = synthetic_dataset, tmp_path / "cli"
     monkeypatch.chdir(REPO)  # the config path is relative to the repository, as in the docs

@@ -67,6 +67,7 @@ def test_registered_and_built_by_the_runner_factory():
     assert isinstance(build_head("tim", tiny("detection"), DIMS, 0), TimHead)
 
 
+@pytest.mark.slow
 def test_recognition_beats_chance(data, tmp_path: Path):
     train, val = data
     head = TimHead(tiny("recognition"), DIMS, seed=0)
@@ -119,6 +120,7 @@ def check_proposal_scores(head: TimHead, val, out) -> None:
     head.cfg.proposal_score = "prob"
 
 
+@pytest.mark.slow
 def test_detection_beats_chance(data, tmp_path: Path):
     train, val = data
     head = TimHead(tiny("detection", epochs=16), DIMS, seed=0)

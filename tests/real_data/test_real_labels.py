@@ -124,6 +124,7 @@ def _defects(release: str) -> list[tuple[str, int]]:
     )
 
 
+@pytest.mark.slow
 @needs_real
 @pytest.mark.parametrize("release", ["skku_default", "skku_relabel"])
 def test_2024_release_reads_the_same_in_both_layouts(tmp_path, release):
@@ -204,6 +205,7 @@ def test_2023_file_reads_like_the_independent_reading(tmp_path):
     assert _expected_error_rows(index) == [("user_id_83756.csv", r) for r in (19, 51, 83)]
 
 
+@pytest.mark.slow
 @needs_real
 @pytest.mark.parametrize("year", ["2022", "2024"])
 def test_prepare_works_on_the_real_layouts(tmp_path, year):

@@ -162,6 +162,7 @@ def test_oracle_scores_one(dataset):
     assert mos(gt, gt).mos == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_different_seed_different(dataset, tmp_path):
     # Each view is seeded on its own, so a rear-only run must reproduce the rear videos byte for
     # byte (with one worker instead of two), and the same timelines.

@@ -8,7 +8,6 @@ presence means the folder is complete.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +127,3 @@ def load_model_folder(
     spec_values = {k: meta[k] for k in SPEC_META_KEYS if k in meta}
     spec = get_spec(meta["backbone"], **overrides, **spec_values)
     return model.to(device).eval(), spec
-
-
-def spec_as_dict(spec: BackboneSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec)

@@ -10,7 +10,6 @@ exactly like the official models, and is rebuilt for whatever token grid the mod
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -257,7 +256,3 @@ class VideoMAEViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())

@@ -58,10 +58,6 @@ class DatasetIndex:
                 return session
         raise KeyError(f"no session {key!r} in {self.root} ({len(self.sessions)} sessions)")
 
-    def videos_of_view(self, view: str) -> list[VideoRecord]:
-        view = taxonomy.canonical_view(view)
-        return [v for v in self.videos if v.view == view]
-
 
 def _driver_order(driver: str) -> tuple[int, str]:
     return (int(driver), driver) if driver.isdigit() else (1 << 62, driver)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ndar.taxonomy import NUM_CLASSES, SCORED_CLASSES
 from ndar.utils.io import atomic_write_text
@@ -71,11 +70,6 @@ def make_sources(n_drivers=4, n_sources=3, n_test_drivers=2, seed=0, noise=1.0, 
             for split in ("oof", "test")
         }
     return sources, truth["oof"], truth["test"]
-
-
-def truth_frame(truth: dict[str, list[tuple[int, float, float]]]) -> pd.DataFrame:
-    rows = [(k, lab, s, e) for k, segs in truth.items() for lab, s, e in segs]
-    return pd.DataFrame(rows, columns=["video", "label", "start", "end"])
 
 
 def _hms(seconds: float) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of every stage; run each from the repository root as `python -m bench.<script>`."""
