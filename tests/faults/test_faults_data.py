@@ -31,7 +31,9 @@ def encode(
     options = {"movflags": "faststart"} if faststart else {}
     rng = np.random.default_rng(0)
     with av.open(str(path), "w", format="mp4", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        # one encoder thread: the same bytes whatever the machine or an earlier test's thread settings,
+        # so the corruption below always lands on the same frame
+        stream = container.add_stream("libx264", rate=fps, options={"threads": "1"})
         stream.width = stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = fps
@@ -94,8 +96,10 @@ def _truncate(path: Path, fraction: float) -> None:
 def _corrupt_middle(path: Path) -> None:
     data = bytearray(path.read_bytes())
     mdat = data.find(b"mdat")
-    middle = mdat + (len(data) - mdat) // 2
-    data[middle : middle + 600] = np.random.default_rng(1).integers(0, 256, 600, dtype=np.uint8).tobytes()
+    # a fifth of the picture data around the middle: it spans a keyframe whatever the encoder's
+    # frame sizes, so the check (which decodes keyframes) meets it on every machine
+    start, stop = mdat + (len(data) - mdat) * 2 // 5, mdat + (len(data) - mdat) * 3 // 5
+    data[start:stop] = np.random.default_rng(1).integers(0, 256, stop - start, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
 
 
