@@ -465,7 +465,7 @@ def run(cfg: MainConfig) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="configs/main/synthetic.yaml", help="YAML for MainConfig")
+    parser.add_argument("--config", required=True, help="YAML for MainConfig (configs/main/synthetic.yaml: the demo)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. name=try2 synth.drivers=4")
 
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ndar import taxonomy
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.utils.progress import progress as tqdm
 from ndar.video.mean import subtract_mean, video_mean_frame
 
 log = logging.getLogger(__name__)
