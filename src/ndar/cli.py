@@ -49,7 +49,9 @@ def _print_help() -> None:
     width = max(len(c) for c in COMMANDS)
     for name, (_, text) in COMMANDS.items():
         print(f"  {name:<{width}}  {text}")
-    print("\n`python -m ndar <command> --help` shows a command's options; `--debug` shows the traceback of an error.")
+    print(
+        "\n`python -m ndar <command> --help` shows a command's options; `--debug` shows the traceback of an error."
+    )
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -83,7 +85,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from ndar.backbones.checkpoint import CheckpointError
     from ndar.config import ConfigError
 
-    return (ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+    return (
+        ConfigError,
+        CheckpointError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         if debug:
             raise
-        print(f"python -m ndar {name}: error: {_one_line(err)} (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"python -m ndar {name}: error: {_one_line(err)} (--debug shows the traceback)", file=sys.stderr
+        )
         return 2
 
 

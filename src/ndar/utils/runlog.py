@@ -27,7 +27,7 @@ def tag(name: str) -> str:
         return name
     for split in ("train", "val"):
         if name.startswith(split + "_"):
-            return f"{split}/{name[len(split) + 1:]}"
+            return f"{split}/{name[len(split) + 1 :]}"
     if name.endswith("_seconds") or name.endswith("_s"):
         return f"time/{name}"
     return f"train/{name}"
