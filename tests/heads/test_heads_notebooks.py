@@ -57,10 +57,9 @@ def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "nb" / "20_actionformer"
     executed = nbformat.read(folder / "20_actionformer.ipynb", as_version=4)
-    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
-    for png in ("losses.png", "per_class_ap.png", "timelines.png"):
-        assert (folder / png).stat().st_size > 0
-    assert (folder / "run" / "oof" / "curves.npz").is_file()
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # curves, per-class AP, timelines
+    assert (folder / "oof" / "curves.npz").is_file()  # out_dir: the run writes beside its notebook
 
 
 def test_command_refuses_a_parameter_no_notebook_declares(tmp_path):

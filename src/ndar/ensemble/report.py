@@ -123,7 +123,7 @@ def comparison_html(frame: pd.DataFrame) -> str:
             style.append("border-top:2px solid #444")
         if record["best"]:
             style.append("font-weight:bold")
-        cells = "".join(f"<td>{_cell(v)}</td>" for v in record.values())
+        cells = "".join(_td(v) for v in record.values())
         body.append(f"<tr style='{';'.join(style)}'>{cells}</tr>")
         previous = record["kind"]
     return f"<table class='wide'><tr>{header}</tr>{''.join(body)}</table>"
@@ -135,6 +135,12 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
+def _td(value) -> str:
+    """A table cell: numbers right-aligned, text left-aligned."""
+    text = isinstance(value, str) and value not in ("★", "★★")
+    return f"<td class='t'>{_cell(value)}</td>" if text else f"<td>{_cell(value)}</td>"
+
+
 def per_class_html(frame: pd.DataFrame) -> str:
     """Per-class mOS; a class that scores 0 (never matched) gets a red row and a flag."""
     rows = []
@@ -142,7 +148,7 @@ def per_class_html(frame: pd.DataFrame) -> str:
     for record in frame.to_dict(orient="records"):
         zero = "mos" in record and record["mos"] == 0
         flag = "<td class='flag'>scores 0</td>" if zero else "<td></td>"
-        cells = "".join(f"<td>{_cell(record[c])}</td>" for c in columns)
+        cells = "".join(_td(record[c]) for c in columns)
         rows.append(f"<tr{' class=zero' if zero else ''}>{cells}{flag}</tr>")
     header = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "<th></th>"
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
@@ -187,7 +193,7 @@ def _kv_table(title: str, values: dict) -> str:
 STYLE = (
     "<style>body{font-family:sans-serif;margin:2em;max-width:1320px} table{border-collapse:collapse;"
     "margin:0 2em 1em 0;font-size:13px} caption{font-weight:bold;text-align:left}"
-    "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right} th{text-align:left}"
+    "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right} th,td.t{text-align:left}"
     "tr.zero td{color:#b00} td.flag{color:#b00;font-weight:bold} .row{display:flex;flex-wrap:wrap;"
     "align-items:flex-start} img{max-width:100%} .note{color:#555}</style>"
 )
