@@ -35,6 +35,7 @@ def test_unknown_notebook_parameter_is_an_error(tmp_path):
 def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_path):
     ds = synthetic_dataset
     params = [
+        ["config_path", "configs/heads/actionformer_tiny.yaml"],  # the default reads make demo's
         ["data_root", str(ds["root"])],
         ["features_root", str(ds["features"])],
         ["feature_sets", json.dumps(ds["sets"])],

@@ -145,3 +145,24 @@ def test_notebook_and_package_paths_write_the_same_files(tmp_path):
     )
     names = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*") if "tb" not in p.parts)  # noqa: E731
     assert names(a) == names(b)
+
+
+def test_notebooks_share_one_parameter_vocabulary_and_papermill_reads_every_line():
+    import nbformat
+
+    from ndar.notebooks import inspect_parameters, named_overrides
+
+    declared = {}
+    for name in ("10_tim", "20_actionformer", "30_ensemble"):
+        path = REPO / "notebooks" / f"{name}.ipynb"
+        cell = next(
+            c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])
+        )
+        lines = [line for line in cell.source.splitlines() if line and not line.startswith("#")]
+        declared[name] = set(inspect_parameters(path))
+        assert len(declared[name]) == len(lines), f"{name}: papermill skipped a parameter line"
+    assert declared["10_tim"] == declared["20_actionformer"]
+    assert declared["30_ensemble"] - declared["10_tim"] == {"run_name"}
+    # an empty default keeps the config's value: only the parameters given become overrides
+    assert named_overrides(out="r", folds=0, feature_sets=[], data_root="") == ["out=r"]
+    assert named_overrides(feature_sets=["a/rear"], folds=3) == ['feature_sets=["a/rear"]', "folds=3"]

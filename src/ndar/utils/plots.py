@@ -18,10 +18,10 @@ Segments = list[tuple[int, float, float]]  # (class, start s, end s)
 
 
 def _pyplot():
+    """pyplot on the Agg backend: figures are only ever saved or shown as PNGs (`show`)."""
     import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend():
-        matplotlib.use("Agg")
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -104,8 +104,13 @@ def training_curves_figure(logs: dict[str, pd.DataFrame], title: str):
 
 
 def show(fig) -> None:
-    """Display a figure once in a notebook and free it (the inline backend would show it again)."""
-    from IPython.display import display
+    """Display a figure in a notebook as a PNG and free it. Rendered here rather than left to the
+    inline backend, which the report's Agg figures switch off in the same kernel."""
+    import io
 
-    display(fig)
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     _pyplot().close(fig)
+    display(Image(data=buffer.getvalue()))
