@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="notebook to run (repeatable; default: every notebooks/*.ipynb)",
     )
-    parser.add_argument("--out", default=None, help="output folder; each notebook gets <out>/<stem>/")
+    parser.add_argument(
+        "--out",
+        default="runs/notebooks",
+        help="output folder; each notebook gets <out>/<stem>/ (default: runs/notebooks)",
+    )
     parser.add_argument(
         "--executed",
         default=None,
@@ -172,9 +176,6 @@ def main(args: argparse.Namespace) -> int:
             return 2
         print(execute(notebooks[0], args.executed, parameters, args.kernel, args.timeout))
         return 0
-    if args.out is None:
-        log.error("give --out (a folder for the executed copies) or --executed (one notebook's copy)")
-        return 2
     declared = {nb: set(inspect_parameters(nb)) for nb in notebooks}
     unused = sorted(set(parameters) - set().union(*declared.values()))
     if unused:
