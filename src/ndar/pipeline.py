@@ -267,7 +267,7 @@ class MainJob:
             self.started += 1
             k = self.started
         done = self.finished_record(stage)
-        if done is not None:
+        if done is not None and not self.upstream_ran:
             with self.lock:
                 self.timings[name] = done["seconds"]
                 self.skipped.append(name)
@@ -285,8 +285,11 @@ class MainJob:
                 self.group_ran = True
         seconds = run_stage(stage, self.cfg.nproc)
         with self.lock:
-            self.timings[name] = seconds
-            self.record_finished(stage, seconds)
+            if done is None:
+                self.record_finished(stage, seconds)
+            # a finished stage re-run only because something before it ran mostly resumes: its
+            # recorded time is still the time its work took
+            self.timings[name] = seconds if done is None else done["seconds"]
             eta = self.eta()
         log.info(
             "[%d/%d] %s: done in %s; elapsed %s, ETA %s",
@@ -312,9 +315,10 @@ class MainJob:
         return {"argv": stage.argv, "config": config, "nproc": self.cfg.nproc}
 
     def finished_record(self, stage: Stage) -> dict | None:
-        """The record of this stage's last finish, if it can be skipped now; None to run it."""
+        """The record of this stage's last finish with the same command and config, its outputs still
+        there; None if there is none (the stage has work to do)."""
         path = self.marker(stage)
-        if not stage.outputs or self.upstream_ran or not path.is_file():
+        if not stage.outputs or not path.is_file():
             return None
         record = read_json(path)
         if record.get("fingerprint") != self.fingerprint(stage):
