@@ -345,18 +345,24 @@ class MainJob:
         return known
 
     def eta(self) -> str:
-        """Time left: each stage not yet finished at its earlier measured time, else at the mean time of
-        the stages measured so far; stages that run `jobs` at a time count 1/jobs."""
+        """Time left: each stage not yet finished at its earlier recorded time, else at the mean time of
+        this run's stages of its kind (`heads`, `finetune`, ...), else of all measured stages; the
+        fine-tunes and heads runs, `jobs` at a time, count 1/jobs."""
         remaining = [n for n in self.planned if n not in self.timings]
         if not remaining:
             return "0s"
         known = self.known_seconds()
-        measured = [v for n, v in self.timings.items() if n not in self.skipped] or list(known.values())
-        mean = sum(measured) / max(1, len(measured))
+        measured = {n: v for n, v in self.timings.items() if n not in self.skipped} or known
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / max(1, len(values))
+
         total = 0.0
         for name in remaining:
-            share = 1 / self.cfg.jobs if name.split(" ")[0] in ("finetune", "heads") else 1
-            total += known.get(name, mean) * share
+            kind = name.split(" ")[0]
+            same_kind = [v for n, v in measured.items() if n.split(" ")[0] == kind]
+            guess = known.get(name, mean(same_kind) if same_kind else mean(list(measured.values())))
+            total += guess / (self.cfg.jobs if kind in ("finetune", "heads") else 1)
         return "~" + format_seconds(total)
 
     def plan(self) -> list[str]:
