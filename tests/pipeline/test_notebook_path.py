@@ -14,6 +14,7 @@ import yaml
 
 from ndar.config import load_config
 from ndar.pipeline import MainConfig, MainJob, Stage
+from ndar.utils.progress import format_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,3 +167,13 @@ def test_notebooks_share_one_parameter_vocabulary_and_papermill_reads_every_line
     # an empty default keeps the config's value: only the parameters given become overrides
     assert named_overrides(out="r", folds=0, feature_sets=[], data_root="") == ["out=r"]
     assert named_overrides(feature_sets=["a/rear"], folds=3) == ['feature_sets=["a/rear"]', "folds=3"]
+
+
+def test_eta_counts_unrecorded_stages_at_their_kinds_mean(tmp_path, monkeypatch):
+    cfg, _ = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "jobs=2"])
+    job = MainJob(cfg)
+    job.timings = {name: 10.0 for name in job.planned if not name.startswith(("heads", "ensemble"))}
+    job.timings["heads tim/k400_vith"] = 200.0
+    # actionformer: 200 s like the other heads run, shared by 2 jobs; the ensemble: the overall mean
+    mean = sum(job.timings.values()) / len(job.timings)
+    assert job.eta() == "~" + format_seconds(100 + mean)
