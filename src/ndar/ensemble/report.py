@@ -176,7 +176,11 @@ def tuned_html(path: Path) -> str:
     parts.append(_kv_table("post-processing priors", priors))
     for key, value in per_class.items():
         if isinstance(value, dict) and value:
-            named = {f"{c} {CLASSES[int(c)]}" if str(c).isdigit() else c: v for c, v in value.items()}
+            ordered = sorted(
+                value.items(),
+                key=lambda kv: (not str(kv[0]).isdigit(), int(kv[0]) if str(kv[0]).isdigit() else 0),
+            )
+            named = {f"{c} {CLASSES[int(c)]}" if str(c).isdigit() else c: v for c, v in ordered}
             parts.append(_kv_table(f"priors: {key} per class", named))
     other = {k: v for k, v in tuned.items() if k not in ("curve_weights", "segment_weight", "priors")}
     if other:
