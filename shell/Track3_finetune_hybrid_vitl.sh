@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune ViT-L/16 (InternVideo UnlabeledHybrid, Kinetics-700) on the rear and the dashboard view (config: configs/finetune/hybrid_vitl.yaml).
 # usage: shell/Track3_finetune_hybrid_vitl.sh [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]   (or the same names as env vars)
+# Checks the data root, the checkpoint and the output folders before torchrun starts (--help: this text).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^set /{s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 exec "$(dirname "$0")/finetune_views.sh" hybrid_vitl configs/finetune/hybrid_vitl.yaml weights/pretrained/vit_l_hybrid_k700_internvideo.pth "$@"

@@ -3,17 +3,26 @@
 # dashboard view with torchrun + `python -m ndar finetune`. Hyperparameters live in the config.
 # usage: shell/finetune_views.sh TRACK CONFIG DEFAULT_PRETRAINED [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]
 #   (the last five also as env vars; FOLD: all (= -1, train on every A1 driver) or a held-out fold)
+# The data root, the checkpoint and the output folders are checked before torchrun starts; a view
+# that fails leaves no output folder behind unless it holds checkpoints to resume from.
 set -euo pipefail
-TRACK=$1 CONFIG=$2 DEFAULT_PRETRAINED=$3
+case "${1:-}" in -h | --help) sed -n '2,/^set /{s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
+TRACK=${1:?usage: shell/finetune_views.sh TRACK CONFIG DEFAULT_PRETRAINED [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]}
+CONFIG=${2:?missing CONFIG} DEFAULT_PRETRAINED=${3:?missing DEFAULT_PRETRAINED}
 shift 3
 DATA_ROOT=${1:-${DATA_ROOT:-data/aicity}}
 PRETRAINED=${2:-${PRETRAINED:-$DEFAULT_PRETRAINED}}
 OUT_DIR=${3:-${OUT_DIR:-weights/finetuned}}
 NUM_GPUS=${4:-${NUM_GPUS:-1}}
 FOLD=${5:-${FOLD:-all}}
+PY=${PYTHON:-python}
 case "$FOLD" in all | -1) FOLD=-1 SUFFIX="" ;; *) SUFFIX="_fold${FOLD}" ;; esac
+"$PY" -m ndar.utils.preflight finetune --data-root "$DATA_ROOT" --pretrained "$PRETRAINED" \
+  --out "$OUT_DIR/${TRACK}_rear${SUFFIX}" --out "$OUT_DIR/${TRACK}_dashboard${SUFFIX}"
 for VIEW in rear dashboard; do
-  ${PYTHON:-python} -m torch.distributed.run ${TORCHRUN_ARGS:---standalone} --nproc_per_node "$NUM_GPUS" \
+  OUT="$OUT_DIR/${TRACK}_${VIEW}${SUFFIX}"
+  "$PY" -m torch.distributed.run ${TORCHRUN_ARGS:---standalone} --nproc_per_node "$NUM_GPUS" \
     -m ndar finetune --config "$CONFIG" data.root="$DATA_ROOT" model.pretrained="$PRETRAINED" \
-    data.view="$VIEW" data.fold="$FOLD" output="$OUT_DIR/${TRACK}_${VIEW}${SUFFIX}" ${FINETUNE_ARGS:-}
+    data.view="$VIEW" data.fold="$FOLD" output="$OUT" ${FINETUNE_ARGS:-} ||
+    { "$PY" -m ndar.utils.preflight forget "$OUT"; exit 1; }
 done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # command -> (module, one-line help). Order is the pipeline order.
@@ -52,12 +53,60 @@ def _print_help() -> None:
     width = max(len(c) for c in COMMANDS)
     for name, (_, text) in COMMANDS.items():
         print(f"  {name:<{width}}  {text}")
-    print("\n`python -m ndar <command> --help` shows a command's options.")
+    print(
+        "\n`python -m ndar <command> --help` shows a command's options; `--debug` shows the traceback of an error."
+    )
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and pointing at --help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse `argv`, taking `key=value` overrides wherever they stand on the line.
+
+    argparse stops filling a positional list at the first option, so `run a=1 --config X b=2` would
+    leave `b=2` unrecognised; overrides are the only free-standing `key=value` tokens, so they are
+    collected from what argparse left over."""
+    args, extra = parser.parse_known_args(argv)
+    stray = [token for token in extra if not (_OVERRIDE.match(token) and hasattr(args, "overrides"))]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*(args.overrides or []), *extra]
+    return args
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the user's input is wrong (a config, an override, a path): reported as
+    one line; a traceback would only hide the message. Anything else is a bug and keeps its traceback."""
+    from ndar.backbones.checkpoint import CheckpointError
+    from ndar.config import ConfigError
+
+    return (
+        ConfigError,
+        CheckpointError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv:
+        _print_help()
+        return 2
+    if argv[0] in ("-h", "--help"):
         _print_help()
         return 0
     if argv[0] in ("-V", "--version"):
@@ -70,7 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ndar: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"python -m ndar {name}", description=COMMANDS[name][1])
+    parser = _OneLineParser(prog=f"python -m ndar {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    return int(module.main(args) or 0)
+    args = parse_command_line(parser, argv[1:])
+    try:
+        return int(module.main(args) or 0)
+    except user_errors() as err:
+        if debug:
+            raise
+        print(
+            f"python -m ndar {name}: error: {_one_line(err)} (--debug shows the traceback)", file=sys.stderr
+        )
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.strerror}: {err.filename}"
+    return " ".join(str(err).split())

@@ -12,6 +12,7 @@ values). A `__post_init__` that raises `ConfigError` has its message prefixed wi
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import operator
 import re
@@ -188,14 +189,49 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text())
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         data = loaded or {}
         where = str(path)
+    merged = copy.deepcopy(data)
     for key, value in parse_overrides(overrides).items():
-        _set_dotted(data, key, value)
-    return from_dict(cls, data, where)
+        _set_dotted(merged, key, value)
+    try:
+        return from_dict(cls, merged, where)
+    except ConfigError:
+        blamed = _blame_override(cls, data, overrides)
+        if blamed is not None:
+            raise blamed from None
+        raise
+
+
+def _blame_override(cls: type, data: dict, overrides) -> ConfigError | None:
+    """The error of the first override that fails on top of the file alone, naming that override
+    (an error in `train.epochs=x` is the command line's, not the YAML file's); None if none does."""
+
+    def error_of(values: dict) -> str | None:
+        try:
+            from_dict(cls, values, cls.__name__)
+        except ConfigError as err:
+            return str(err)
+        return None
+
+    base = error_of(copy.deepcopy(data))
+    for item in overrides:
+        trial = copy.deepcopy(data)
+        try:
+            for key, value in parse_overrides([item]).items():
+                _set_dotted(trial, key, value)
+        except ConfigError as err:
+            return ConfigError(f"override {item!r}: {err}")
+        error = error_of(trial)
+        if error is not None and error != base:
+            return ConfigError(f"override {item!r}: {error}")
+    return None
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:

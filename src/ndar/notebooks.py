@@ -6,11 +6,19 @@ directory; its executed copy is saved as `<out>/<notebook stem>/<notebook name>`
 notebook writes. If the notebook declares an `out_dir` parameter, it is set to that same folder unless
 given with -p, so the run's outputs and the executed notebook stay together. Values given with -p are
 parsed as YAML (numbers, lists, booleans), like the dotted overrides of the other commands.
+
+`--executed PATH` (one notebook) saves the executed copy exactly there and leaves `out_dir` to the
+notebook's config: that is how the main job runs the heads and the ensemble through the notebooks,
+writing to its own folders and keeping the executed copies in `runs/<name>/notebooks/`.
+
+The parameters are one vocabulary across the notebooks; each overrides only the config key it names,
+and its empty default ("", [], 0) keeps the config's value (`named_overrides`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ndar.config import ConfigError
 from ndar.utils.io import write_json
 from ndar.utils.logging import setup_logging
 
@@ -31,7 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="notebook to run (repeatable; default: every notebooks/*.ipynb)",
     )
-    parser.add_argument("--out", required=True, help="output folder; each notebook gets <out>/<stem>/")
+    parser.add_argument(
+        "--out",
+        default="runs/notebooks",
+        help="output folder; each notebook gets <out>/<stem>/ (default: runs/notebooks)",
+    )
+    parser.add_argument(
+        "--executed",
+        default=None,
+        help="save the executed copy of the one --notebook here (out_dir is left to the notebook's config)",
+    )
     parser.add_argument(
         "-p",
         "--parameter",
@@ -42,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="notebook parameter (value parsed as YAML), repeatable",
     )
     parser.add_argument(
-        "--kernel", default=None, help="Jupyter kernel name (default: the notebook's, i.e. python3)"
+        "--kernel",
+        default=None,
+        help="Jupyter kernel name (default: the notebook's, python3, which runs this command's Python)",
     )
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
 
@@ -50,6 +70,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_parameters(pairs: list[list[str]]) -> dict[str, Any]:
     """[['folds', '3'], ['sets', '[a/rear]']] -> {'folds': 3, 'sets': ['a/rear']}."""
     return {name: yaml.safe_load(value) if value.strip() else "" for name, value in pairs}
+
+
+def named_overrides(**values: Any) -> list[str]:
+    """Dotted overrides for the parameters that were given: ("", [], 0, None) keep the config's value.
+
+    named_overrides(out="runs/x", folds=0, feature_sets=["a/rear"]) -> ['out=runs/x', 'feature_sets=["a/rear"]']
+    """
+    return [
+        f"{key}={json.dumps(value) if isinstance(value, list) else value}"
+        for key, value in values.items()
+        if value not in ("", [], 0, None)
+    ]
+
+
+def check_kernel(name: str) -> None:
+    """Refuse a kernel that would not run this Python: the notebook would not import this ndar.
+
+    jupyter_client starts a kernel spec whose command is a bare `python` / `python3` with
+    `sys.executable`, so the shipped `python3` spec runs the project's venv; a spec naming another
+    interpreter (a system-wide `python3` kernel, say) is refused here with one clear line."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel as err:
+        raise ConfigError(f"Jupyter kernel {name!r} is not installed (`jupyter kernelspec list`)") from err
+    program = spec.argv[0] if spec.argv else ""
+    bare = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
+    if program in bare or Path(program).resolve() == Path(sys.executable).resolve():
+        return
+    raise ConfigError(
+        f"Jupyter kernel {name!r} runs {program}, not this Python ({sys.executable}): the notebook would "
+        "not see this ndar; pass --kernel with a kernel of this environment"
+    )
 
 
 def run_notebook(
@@ -60,33 +114,52 @@ def run_notebook(
     timeout: int | None = None,
     cwd: str | Path | None = None,
 ) -> Path:
-    """Execute one notebook with papermill; returns the path of the executed copy."""
+    """Execute one notebook into `<out>/<stem>/` (its `out_dir` there too); returns the executed copy."""
+    notebook = Path(notebook)
+    folder = Path(out) / notebook.stem
+    params = dict(parameters or {})
+    if "out_dir" in inspect_parameters(notebook) and "out_dir" not in params:
+        params["out_dir"] = str(folder.resolve())
+    return execute(notebook, folder / notebook.name, params, kernel, timeout, cwd)
+
+
+def execute(
+    notebook: str | Path,
+    executed: str | Path,
+    parameters: dict[str, Any] | None = None,
+    kernel: str | None = None,
+    timeout: int | None = None,
+    cwd: str | Path | None = None,
+) -> Path:
+    """Execute `notebook` with papermill, saving the executed copy as `executed` (written to a temporary
+    name, then renamed: a failed run leaves no executed copy that looks complete)."""
     import papermill
 
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        raise FileNotFoundError(f"notebook not found: {notebook}")
-    folder = Path(out) / notebook.stem
-    folder.mkdir(parents=True, exist_ok=True)
+    notebook, executed = Path(notebook), Path(executed)
     params = dict(parameters or {})
     declared = inspect_parameters(notebook)
-    if "out_dir" in declared and "out_dir" not in params:
-        params["out_dir"] = str(folder.resolve())
     unknown = sorted(set(params) - set(declared))
     if unknown:
-        raise ValueError(f"{notebook}: unknown parameter(s) {unknown}; declared: {sorted(declared)}")
-    executed = folder / notebook.name
+        raise ConfigError(f"{notebook}: unknown parameter(s) {unknown}; declared: {sorted(declared)}")
+    kernel = kernel or "python3"
+    check_kernel(kernel)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    partial = executed.with_name(executed.stem + ".partial.ipynb")
     log.info("running %s -> %s with %s", notebook, executed, params)
     papermill.execute_notebook(
         str(notebook),
-        str(executed),
+        str(partial),
         parameters=params,
         kernel_name=kernel,
         execution_timeout=timeout,
         cwd=str(cwd or Path.cwd()),
         progress_bar=sys.stderr.isatty(),
+        log_output=True,  # the cells' output reaches this command's log as it comes
     )
-    write_json(folder / "notebook_run.json", {"notebook": str(notebook), "parameters": params})
+    partial.replace(executed)
+    write_json(
+        executed.with_name(executed.stem + ".run.json"), {"notebook": str(notebook), "parameters": params}
+    )
     return executed
 
 
@@ -97,6 +170,12 @@ def main(args: argparse.Namespace) -> int:
         log.error("no notebooks given and none found in notebooks/")
         return 2
     parameters = parse_parameters(args.parameter)
+    if args.executed is not None:
+        if len(notebooks) != 1:
+            log.error("--executed names the copy of one notebook; got %d notebooks", len(notebooks))
+            return 2
+        print(execute(notebooks[0], args.executed, parameters, args.kernel, args.timeout))
+        return 0
     declared = {nb: set(inspect_parameters(nb)) for nb in notebooks}
     unused = sorted(set(parameters) - set().union(*declared.values()))
     if unused:

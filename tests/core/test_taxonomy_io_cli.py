@@ -93,3 +93,44 @@ def test_atomic_write_gives_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_bare_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: python -m ndar" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["finetune"], ["heads", "train"], ["extract"], ["ensemble"], ["run"]])
+def test_config_needing_commands_refuse_without_one(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--config" in err
+
+
+def test_user_errors_are_one_line_and_name_their_source(capsys, tmp_path):
+    config = "configs/finetune/tiny/k400_vith.yaml"
+    assert main(["finetune", "--config", config, "train.epochs=abc"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "override 'train.epochs=abc'" in err and "expected an integer" in err
+    assert main(["finetune", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: abc}\n")
+    assert main(["finetune", "--config", str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err  # the file's own error names the file
+    with pytest.raises(Exception, match="config file not found"):
+        main(["finetune", "--config", str(tmp_path / "nope.yaml"), "--debug"])
+
+
+def test_overrides_are_taken_anywhere_on_the_line():
+    import argparse
+
+    from ndar.cli import parse_command_line
+    from ndar.pipeline import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parse_command_line(parser, ["a=1", "--config", "X", "name=y", "--no-notebooks", "b.c=[1]"])
+    assert args.config == "X" and args.overrides == ["a=1", "name=y", "b.c=[1]"] and args.no_notebooks

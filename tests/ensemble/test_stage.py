@@ -151,7 +151,7 @@ def test_notebook_runs_with_papermill(bench, tiny_config, tmp_path):
             "config_path": str(config),
             "run_name": "nb",
             "overrides": ["fusion.stacker=false", "fusion.segment=false", "tuning.tune_single_sources=false"],
-            "num_timelines": 1,
+            "n_timelines": 1,
         },
         cwd=repo,
     )

@@ -26,10 +26,22 @@ def test_shipped_actionformer_configs_load_and_build(path):
 
 def test_train_log_keeps_columns_first_seen_later(tmp_path):
     with TrainLog(tmp_path, tensorboard=True) as log:
-        log.log(0, loss=1.0)
-        log.log(1, loss=0.5, val_loss=0.7)
+        log.log(1, loss=1.0)
+        log.log(2, loss=0.5, val_loss=0.7)
     with TrainLog(tmp_path, tensorboard=False) as log:  # a resumed run appends
-        log.log(2, loss=0.4)
+        log.log(3, loss=0.4)
     table = pd.read_csv(tmp_path / "metrics.csv")
-    assert table["epoch"].tolist() == [0, 1, 2] and table["val_loss"].isna().tolist() == [True, False, True]
+    assert table["epoch"].tolist() == [1, 2, 3] and table["val/loss"].isna().tolist() == [True, False, True]
+    assert table["train/loss"].tolist() == [1.0, 0.5, 0.4]
     assert list((tmp_path / "tb").iterdir())
+
+
+def test_every_trainer_logs_one_vocabulary(tmp_path):
+    """TIM's `train_loss`, ActionFormer's `loss` and the fine-tuning's `lr` land on the same tags."""
+    from ndar.utils.runlog import tag
+
+    assert tag("loss") == tag("train_loss") == "train/loss"
+    assert tag("val_loss") == "val/loss" and tag("lr") == "train/lr" and tag("val/mAP") == "val/mAP"
+    assert tag("epoch_seconds") == "time/epoch_seconds"
+    with TrainLog(tmp_path, tensorboard=False) as log, pytest.raises(ValueError, match="from 1"):
+        log.log(0, loss=1.0)

@@ -36,6 +36,7 @@ def test_unknown_notebook_parameter_is_an_error(tmp_path):
 def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_path):
     ds = synthetic_dataset
     params = [
+        ["config_path", "configs/heads/actionformer_tiny.yaml"],  # the default reads make demo's
         ["data_root", str(ds["root"])],
         ["features_root", str(ds["features"])],
         ["feature_sets", json.dumps(ds["sets"])],
@@ -58,10 +59,9 @@ def test_actionformer_notebook_executes_under_papermill(synthetic_dataset, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "nb" / "20_actionformer"
     executed = nbformat.read(folder / "20_actionformer.ipynb", as_version=4)
-    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
-    for png in ("losses.png", "per_class_ap.png", "timelines.png"):
-        assert (folder / png).stat().st_size > 0
-    assert (folder / "run" / "oof" / "curves.npz").is_file()
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # curves, per-class AP, timelines
+    assert (folder / "oof" / "curves.npz").is_file()  # out_dir: the run writes beside its notebook
 
 
 def test_command_refuses_a_parameter_no_notebook_declares(tmp_path):

@@ -41,7 +41,7 @@ def test_notebook_runs_under_papermill(tmp_path: Path):
             "overrides": ["tim.epochs=1", "predict_test=false"],
             "data_root": str(tmp_path / "data"),
             "features_root": str(tmp_path / "features"),
-            "num_timelines": 1,
+            "n_timelines": 1,
         },
         cwd=REPO,
     )

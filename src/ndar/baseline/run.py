@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from ndar.baseline.config import BaselineConfig
 from ndar.baseline.features import add_context, per_second_features, read_grey_thumbnails
@@ -23,6 +22,7 @@ from ndar.config import save_config, to_dict
 from ndar.data.records import SessionRecord
 from ndar.taxonomy import NUM_CLASSES
 from ndar.utils.io import read_json, write_json
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 

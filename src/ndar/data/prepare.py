@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from ndar import taxonomy
 from ndar.config import ConfigError, load_config, save_config
@@ -30,6 +29,7 @@ from ndar.data.folds import assign_folds, write_folds
 from ndar.data.video_check import VideoCheck, check_index_videos, usable_for_clips
 from ndar.utils.io import atomic_path, write_json
 from ndar.utils.logging import setup_logging
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 

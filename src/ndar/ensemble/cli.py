@@ -10,7 +10,7 @@ from ndar.utils.logging import setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="YAML config (configs/ensemble/default.yaml)")
+    parser.add_argument("--config", required=True, help="YAML config (configs/ensemble/default.yaml)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. run_name=try2 tuning.rounds=1")
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ndar.heads.io import read_predictions, segments_frame, write_predictions
 from ndar.postprocess.simple import one_segment_per_class
 from ndar.utils.io import write_json
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 

@@ -295,8 +295,13 @@ def tune(
             history.append(
                 {"round": round_index, "parameter": coord.name, "value": current, "mOS": best_score}
             )
-        log.info(
-            "tuning round %d: OOF mOS %.4f (%d evaluations)", round_index, best_score, scorer.evaluations
+        what = sources[0] if len(sources) == 1 else f"the ensemble of {len(sources)} curves"
+        log.info(  # named: the single-source rows tune one source each, and their lines looked alike
+            "tuning %s, round %d: OOF mOS %.4f (%d evaluations)",
+            what,
+            round_index,
+            best_score,
+            scorer.evaluations,
         )
         if not improved:
             break

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 import ndar
 from ndar.config import save_config
@@ -29,6 +28,7 @@ from ndar.extract.outputs import feature_paths, is_complete, write_features
 from ndar.extract.stream import WindowStream
 from ndar.taxonomy import canonical_view
 from ndar.utils.io import write_json
+from ndar.utils.progress import progress as tqdm
 from ndar.video import VideoError, VideoInfo, native_mean_frame, probe, resize_mean
 
 log = logging.getLogger(__name__)

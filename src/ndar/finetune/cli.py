@@ -14,7 +14,7 @@ from ndar.finetune.config import FinetuneConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=str, default=None, help="YAML config (configs/finetune/*.yaml)")
+    parser.add_argument("--config", type=str, required=True, help="YAML config (configs/finetune/*.yaml)")
     parser.add_argument(
         "overrides", nargs="*", help="dotted overrides, e.g. data.view=dashboard train.epochs=3"
     )

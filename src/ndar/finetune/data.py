@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ndar import taxonomy
 from ndar.clipcache.store import ClipStore
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
+from ndar.utils.progress import progress as tqdm
 from ndar.video.decord_io import read_batch
 from ndar.video.geometry import GeometryPlan, plan_geometry
 from ndar.video.mean import subtract_mean, video_mean_frame

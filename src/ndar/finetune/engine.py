@@ -243,7 +243,7 @@ def input_dtype(engine) -> torch.dtype:
 
 def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist) -> dict:
     """One pass over the training loader; returns the epoch's mean loss, lr and clips/s."""
-    from tqdm import tqdm
+    from ndar.utils.progress import progress as tqdm
 
     engine.train()
     if isinstance(loader.sampler, DistributedSampler):

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--head", default=None, help="head name (overrides `head:` of the config): actionformer | tim"
         )
-        sub.add_argument("--config", default=None, help="YAML file for HeadsConfig (configs/heads/*.yaml)")
+        sub.add_argument("--config", required=True, help="YAML file for HeadsConfig (configs/heads/*.yaml)")
         sub.add_argument("overrides", nargs="*", help="dotted overrides, e.g. folds=3 actionformer.epochs=5")
 
 

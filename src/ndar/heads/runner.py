@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ndar.config import config_changes, describe_changes, from_dict, save_config, to_dict
 from ndar.data.folds import assign_folds
@@ -31,6 +30,7 @@ from ndar.heads.io import read_predictions, segments_frame, write_predictions
 from ndar.heads.softnms import batched_soft_nms
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 

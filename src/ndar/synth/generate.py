@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ndar import __version__, taxonomy
 from ndar.config import to_dict
@@ -26,6 +25,7 @@ from ndar.synth.encode import write_video
 from ndar.synth.render import make_look, render_view
 from ndar.synth.timeline import Timeline, make_timeline, perturb_timeline
 from ndar.utils.io import atomic_write_text, read_json, write_json
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
-from tqdm import tqdm
 
 from ndar.config import from_dict, to_dict
 from ndar.heads.actionformer.config import ActionFormerConfig
@@ -30,6 +29,7 @@ from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
 from ndar.heads.softnms import batched_soft_nms
 from ndar.taxonomy import NUM_CLASSES
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class ActionFormerHead:
                     row.update({f"val_{k}": v for k, v in self.evaluate_loss(val).items()})
                 history.append({"epoch": epoch, **row})
                 self._checkpoint(out_dir / "checkpoint.pt", optimizer, epoch, history)
-                train_log.log(epoch, **row)
+                train_log.log(epoch + 1, **row)  # logs count epochs from 1
         return {"epochs": history}
 
     def _train_epoch(self, train, epoch, optimizer, scheduler, steps_per_epoch) -> dict:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
-from tqdm.auto import tqdm
 
 from ndar.config import to_dict
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
@@ -47,6 +46,7 @@ from ndar.heads.tim.windows import (
 )
 from ndar.postprocess.simple import runs_above
 from ndar.taxonomy import BACKGROUND, NUM_CLASSES
+from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 
