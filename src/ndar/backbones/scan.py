@@ -74,9 +74,7 @@ def selective_scan(
     """
     which = resolve_impl(impl, u.device)
     if which == "cuda":
-        return cuda_scan_fn()(
-            u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus
-        )
+        return cuda_scan_fn()(u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
     return chunked_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, chunk)
 
 

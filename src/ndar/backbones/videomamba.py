@@ -87,7 +87,9 @@ class BiMamba(nn.Module):
                 self.d_inner, self.d_inner, args.d_conv, groups=self.d_inner, padding=args.d_conv - 1
             )
             setattr(self, f"conv1d{suffix}", conv)
-            setattr(self, f"x_proj{suffix}", nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False))
+            setattr(
+                self, f"x_proj{suffix}", nn.Linear(self.d_inner, self.dt_rank + 2 * self.d_state, bias=False)
+            )
             setattr(self, f"dt_proj{suffix}", nn.Linear(self.dt_rank, self.d_inner, bias=True))
             a = torch.arange(1, self.d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # (E, N)
             a_name = "A_log" if not suffix else "A_b_log"
@@ -171,7 +173,7 @@ class VideoMamba(nn.Module):
         self.pos_drop = nn.Dropout(args.drop_rate)
         # Official stochastic depth: block 0 none, block i the (i-1)-th of linspace(0, rate, depth),
         # and the full rate on the last block's output before norm_f.
-        rates = [0.0] + torch.linspace(0, args.drop_path_rate, args.depth).tolist()
+        rates = [0.0] + [args.drop_path_rate * i / max(1, args.depth - 1) for i in range(args.depth)]
         self.layers = nn.ModuleList(MambaBlock(dim, args, rates[i]) for i in range(args.depth))
         self.drop_path = DropPath(args.drop_path_rate) if args.drop_path_rate > 0 else nn.Identity()
         self.norm_f = RMSNorm(dim, args.norm_eps)
@@ -213,7 +215,9 @@ class VideoMamba(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         """Layer ids for layer-wise lr decay: embeddings 0, block i -> i + 1, norm_f/head last."""
-        return dict(stem=r"^cls_token|^pos_embed|^temporal_pos_embedding|^patch_embed", blocks=r"^layers\.(\d+)")
+        return dict(
+            stem=r"^cls_token|^pos_embed|^temporal_pos_embedding|^patch_embed", blocks=r"^layers\.(\d+)"
+        )
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -23,7 +23,9 @@ import torch.nn.functional as F
 PRETRAIN_ONLY = ("clip_decoder.", "clip_pos_embed")
 
 
-def adapt_videomamba_state(model, state: dict[str, torch.Tensor], report, norm_to_final: bool = False) -> None:
+def adapt_videomamba_state(
+    model, state: dict[str, torch.Tensor], report, norm_to_final: bool = False
+) -> None:
     """Drop pre-training-only tensors, inflate/resize embeddings to `model`; edits `state` in place."""
     for key in [k for k in state if k.startswith(PRETRAIN_ONLY)]:
         del state[key]
