@@ -137,7 +137,9 @@ def official_state(num_classes=16, num_frames=4, img_size=32, seed=0) -> dict[st
 
 
 def clip(num_frames=4, img_size=32, batch=2, seed=1):
-    return torch.randn(batch, 3, num_frames, img_size, img_size, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        batch, 3, num_frames, img_size, img_size, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def assert_matches_reference(model, sd, x, atol=1e-4):
@@ -392,7 +394,9 @@ def test_fourth_track_finetunes_and_extracts_beside_a_vit(synth_root, tmp_path):
     model, spec = load_model_folder(out)
     assert type(model).__name__ == "VideoMamba" and spec.num_frames == 8 and spec.subtract_video_mean
     vit = create_backbone("videomae_vit_tiny", 16, 4, 32, depth=1, embed_dim=48, num_heads=2)
-    save_model_folder(vit, get_spec("videomae_vit_tiny", num_frames=4, img_size=32), tmp_path / "ft" / "vit_rear")
+    save_model_folder(
+        vit, get_spec("videomae_vit_tiny", num_frames=4, img_size=32), tmp_path / "ft" / "vit_rear"
+    )
     cfg = ExtractConfig(
         data_root=synth_root, splits=["A2"], views=["rear"], batch_size=4, device="cpu", stride=4,
         models=[ModelEntry("videomamba_m", str(tmp_path / "ft" / "videomamba_m_{view}")),

@@ -61,7 +61,10 @@ def test_shipped_config_loads_and_validates(path):
     cfg.validate()
     track = path.stem
     if path.parent.name == "tiny":
-        assert cfg.model.backbone == TINY_BACKBONE.get(track, "videomae_vit_tiny") and cfg.model.pretrained is None
+        assert (
+            cfg.model.backbone == TINY_BACKBONE.get(track, "videomae_vit_tiny")
+            and cfg.model.pretrained is None
+        )
         assert cfg.train.precision == "fp32" and cfg.data.cache
     else:
         assert cfg.model.backbone == REAL[track]
