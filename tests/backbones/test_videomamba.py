@@ -24,7 +24,9 @@ from ndar.backbones import (
     load_model_folder,
     save_model_folder,
 )
-from ndar.backbones.scan import chunked_selective_scan, cuda_scan_fn, selective_scan
+from ndar.backbones.scan import chunked_selective_scan, cuda_scan_fn, selective_scan, stepwise_selective_scan
+
+SCANS = {"chunked": chunked_selective_scan, "stepwise": stepwise_selective_scan}
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCH = {"embed_dim": 32, "depth": 2}  # videomamba_test: 32 wide, 2 blocks, patch 16, tubelet 1
@@ -168,20 +170,23 @@ def _scan_inputs(batch=2, dim=6, n=4, length=37, seed=0, grad=False):
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 8, 32, 64])
-def test_chunked_scan_equals_the_sequential_scan(chunk):
+@pytest.mark.parametrize("path", sorted(SCANS))
+def test_pytorch_scans_equal_the_sequential_scan(path, chunk):
+    scan = SCANS[path]
     t = _scan_inputs()
-    got = chunked_selective_scan(**t, delta_softplus=True, chunk=chunk)
+    got = scan(**t, delta_softplus=True, chunk=chunk)
     torch.testing.assert_close(got.double(), sequential_scan(**t, delta_softplus=True), atol=1e-5, rtol=1e-5)
     plain = {k: t[k] for k in ("u", "A", "B", "C")} | {"delta": t["delta"].abs()}  # no softplus: delta >= 0
     torch.testing.assert_close(
-        chunked_selective_scan(**plain, chunk=chunk).double(), sequential_scan(**plain), atol=1e-5, rtol=1e-5
+        scan(**plain, chunk=chunk).double(), sequential_scan(**plain), atol=1e-5, rtol=1e-5
     )
 
 
-def test_chunked_scan_gradients_equal_the_sequential_scans():
+@pytest.mark.parametrize("path", sorted(SCANS))
+def test_pytorch_scan_gradients_equal_the_sequential_scans(path):
     t = _scan_inputs(length=21, grad=True)
     weights = torch.randn(2, 6, 21, generator=torch.Generator().manual_seed(3))
-    (chunked_selective_scan(**t, delta_softplus=True, chunk=8) * weights).sum().backward()
+    (SCANS[path](**t, delta_softplus=True, chunk=8) * weights).sum().backward()
     got = {k: v.grad.clone() for k, v in t.items()}
     ref_inputs = {k: v.detach().double().requires_grad_(True) for k, v in t.items()}
     (sequential_scan(**ref_inputs, delta_softplus=True) * weights.double()).sum().backward()
@@ -189,11 +194,21 @@ def test_chunked_scan_gradients_equal_the_sequential_scans():
         torch.testing.assert_close(got[key].double(), value.grad, atol=1e-4, rtol=1e-4, msg=key)
 
 
-def test_scan_dispatch_uses_the_chunked_scan_on_cpu_and_refuses_a_missing_kernel():
-    t = _scan_inputs()
-    torch.testing.assert_close(
-        selective_scan(**t, delta_softplus=True), chunked_selective_scan(**t, delta_softplus=True)
-    )
+def test_scan_dispatch_on_cpu_and_a_missing_kernel_refused(monkeypatch):
+    import ndar.backbones.scan as scan_module
+
+    used = []
+    for name in ("chunked", "stepwise"):
+        real = getattr(scan_module, f"{name}_selective_scan")
+        monkeypatch.setattr(
+            scan_module, f"{name}_selective_scan", lambda *a, n=name, f=real: used.append(n) or f(*a)
+        )
+    t = _scan_inputs(grad=True)
+    with torch.no_grad():
+        inference = selective_scan(**t, delta_softplus=True)
+    training = selective_scan(**t, delta_softplus=True)
+    assert used == ["stepwise", "chunked"]  # the measured choice: stepwise for inference
+    torch.testing.assert_close(inference, training.detach(), atol=1e-5, rtol=1e-5)
     with pytest.raises(RuntimeError, match="mamba-ssm"):
         selective_scan(**t, impl="cuda")
     with pytest.raises(ValueError, match="scan_impl"):
@@ -206,6 +221,8 @@ def test_scan_dispatch_uses_the_chunked_scan_on_cpu_and_refuses_a_missing_kernel
 def test_cuda_kernel_equals_the_chunked_scan():
     t = {k: v.cuda() for k, v in _scan_inputs(length=300).items()}
     cuda = selective_scan(**t, delta_softplus=True, impl="cuda")
+    reference = sequential_scan(**{k: v.cpu() for k, v in t.items()}, delta_softplus=True)
+    torch.testing.assert_close(cuda.double().cpu(), reference, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(cuda, chunked_selective_scan(**t, delta_softplus=True), atol=1e-4, rtol=1e-4)
 
 

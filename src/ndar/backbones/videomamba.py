@@ -26,7 +26,7 @@ from timm.layers import DropPath, trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ndar.backbones.scan import DEFAULT_CHUNK, SCAN_IMPLS, selective_scan
+from ndar.backbones.scan import SCAN_IMPLS, selective_scan
 
 
 @dataclass
@@ -52,9 +52,10 @@ class MambaArgs:
     """Dropout before the head (the official `fc_drop_rate`)."""
     grad_checkpointing: bool = False
     scan_impl: str = "auto"
-    """'auto' (mamba-ssm CUDA kernel on GPU when installed, else chunked), 'chunked' or 'cuda'."""
-    scan_chunk: int = DEFAULT_CHUNK
-    """Tokens per chunk of the pure-PyTorch scan (speed / memory trade-off, same result)."""
+    """'auto' (mamba-ssm CUDA kernel on GPU when installed; else 'chunked' when training, 'stepwise'
+    for inference), 'chunked', 'stepwise' or 'cuda' (`ndar.backbones.scan`)."""
+    scan_chunk: int = 0
+    """Tokens per chunk of the PyTorch scans (0 = each path's measured default; same result)."""
 
 
 class RMSNorm(nn.Module):
