@@ -3,8 +3,9 @@
 The point is the growth with frames: VideoMamba's cost is linear in tokens, a ViT's attention
 quadratic. CPU time of the process (one torch thread) is the cost measure, since other jobs on a
 shared machine inflate wall time but not it; wall time is reported beside it. A second table times
-the selective scan alone (the choice of the pure-PyTorch path): the chunked scan at a few chunk
-sizes, a plain token loop, and `mambapy`'s Blelloch scan when that package is importable.
+the selective scan alone (the choice of the pure-PyTorch paths): the log-depth chunked and the
+stepwise scan at a few chunk sizes, a plain token loop, `mambapy`'s Blelloch scan when that package is
+importable, and forward + backward of the two paths.
 
     PYTHONPATH=src .venv/bin/python bench/bench_videomamba.py --out bench/results/videomamba_cpu.md
 """
@@ -12,6 +13,7 @@ sizes, a plain token loop, and `mambapy`'s Blelloch scan when that package is im
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import time
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ndar.backbones import create_backbone
-from ndar.backbones.scan import chunked_selective_scan
+from ndar.backbones.scan import chunked_selective_scan, stepwise_selective_scan
 from ndar.utils.io import atomic_write_text
 
 BACKBONES = ("videomamba_tiny", "videomae_vit_tiny")
@@ -83,12 +85,15 @@ def scan_rows(length: int, dim: int, repeats: int) -> list[dict]:
     u, delta = torch.randn(1, dim, length, generator=g), torch.randn(1, dim, length, generator=g) - 1
     A = -torch.rand(dim, 16, generator=g) * 16
     B, C = torch.randn(1, 16, length, generator=g), torch.randn(1, 16, length, generator=g)
-    cases = {
-        f"chunked, chunk {k}": (
-            lambda k=k: chunked_selective_scan(u, delta, A, B, C, delta_softplus=True, chunk=k)
+    cases = {}
+    for k in (16, 32, 64):
+        cases[f"chunked (log-depth), chunk {k}"] = lambda k=k: chunked_selective_scan(
+            u, delta, A, B, C, delta_softplus=True, chunk=k
         )
-        for k in (16, 32, 64, 128)
-    }
+    for k in (64, 256):
+        cases[f"stepwise, chunk {k}"] = lambda k=k: stepwise_selective_scan(
+            u, delta, A, B, C, delta_softplus=True, chunk=k
+        )
     cases["token loop"] = lambda: loop_scan(u, delta, A, B, C)
     try:
         from mambapy.pscan import pscan
@@ -104,7 +109,24 @@ def scan_rows(length: int, dim: int, repeats: int) -> list[dict]:
             cpu, wall = time_call(fn, repeats)
             rows.append({"scan": name, "cpu_s": cpu, "wall_s": wall, "max_abs_err": err})
             print(rows[-1], flush=True)
+    grads = [t.requires_grad_(True) for t in (u, delta, A, B, C)]
+    training = {
+        "chunked (log-depth), chunk 32": lambda: chunked_selective_scan(
+            *grads, delta_softplus=True, chunk=32
+        ),
+        "stepwise, chunk 64": lambda: stepwise_selective_scan(*grads, delta_softplus=True, chunk=64),
+    }
+    for name, fn in training.items():
+        cpu, wall = time_call(lambda fn=fn: fn().sum().backward(), repeats)
+        rows.append(
+            {"scan": f"{name}: forward + backward", "cpu_s": cpu, "wall_s": wall, "max_abs_err": float("nan")}
+        )
+        print(rows[-1], flush=True)
     return rows
+
+
+def _err(row: dict) -> str:
+    return "-" if math.isnan(row["max_abs_err"]) else f"{row['max_abs_err']:.1e}"
 
 
 def render(forward: list[dict], scans: list[dict], args, seconds: float) -> str:
@@ -144,9 +166,7 @@ def render(forward: list[dict], scans: list[dict], args, seconds: float) -> str:
         "| scan | CPU s | wall s | max abs err |",
         "|---|---|---|---|",
     ]
-    lines += [
-        f"| {r['scan']} | {r['cpu_s']:.3f} | {r['wall_s']:.3f} | {r['max_abs_err']:.1e} |" for r in scans
-    ]
+    lines += [f"| {r['scan']} | {r['cpu_s']:.3f} | {r['wall_s']:.3f} | {_err(r)} |" for r in scans]
     return "\n".join(lines) + "\n"
 
 
