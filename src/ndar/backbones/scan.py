@@ -5,15 +5,15 @@ The operation (Mamba, S6; the official `selective_scan_ref` semantics), per batc
     h[t]  = exp(delta[t] * A[d, n]) * h[t-1] + delta[t] * B[n, t] * u[t]     (h[-1] = 0)
     y[t]  = sum_n C[n, t] * h[t, n] + D[d] * u[t],   then   y * silu(z)     (when z is given)
 
-Two pure-PyTorch paths, chosen by measurement (bench/results/backbones.md, one CPU thread, a
-videomamba_tiny direction at 16 frames: B 1-4, D 384, L 3137, N 16):
+Two pure-PyTorch paths, chosen by measurement (bench/results/backbones.md, one CPU thread, one
+direction of a videomamba_tiny block at 16 frames: B 1, D 384, L 3137, N 16):
 - `chunked` (training): a log-depth (Hillis-Steele) scan inside chunks of `chunk` tokens, the state
-  carried from chunk to chunk: about log2(chunk) full-size ops per chunk, few autograd nodes, only
+  carried from chunk to chunk: about log2(chunk) full-size ops and autograd nodes per chunk, only
   multiplications by decays <= 1 (no exp(-cumsum) trick that overflows), memory bounded by a chunk.
-  Forward + backward 0.87 s vs 4.7 s for the token loop (B 1), 4.1 s vs 22.5 s (B 4).
+  Forward + backward 0.94 CPU s vs 1.15 s for `stepwise`.
 - `stepwise` (inference): decays and drives for a chunk at once, then one in-place multiply-add per
-  token: the least arithmetic. Forward 0.13 s vs 0.21 s for `chunked` (B 1), 0.70 vs 0.85 (B 4).
-`mambapy`'s Blelloch scan (pads to a power of two) took 0.71 s for the B 1 forward: not adopted.
+  token: the least arithmetic. Forward 0.155 s vs 0.233 s for `chunked` (a plain token loop: 0.158 s).
+`mambapy`'s Blelloch scan (pads to a power of two, two sweeps) took 0.73 s: not adopted.
 
 The CUDA kernel (`pip install mamba-ssm`, optional, GPU machines only) computes the same function;
 `impl="auto"` uses it for CUDA tensors when it imports, the PyTorch paths otherwise.
@@ -46,8 +46,8 @@ def cuda_scan_fn():
 
 def resolve_impl(impl: str, device: torch.device, needs_grad: bool) -> str:
     """'auto': the CUDA kernel for CUDA tensors when mamba-ssm imports; else the log-depth chunked
-    scan when gradients are needed (5x faster backward than a token loop) and the stepwise scan for
-    inference (a third less CPU time). 'cuda' must be usable: never a silent fallback."""
+    scan when gradients are needed (cheaper forward + backward, few autograd nodes) and the stepwise
+    scan for inference (a third less CPU time). 'cuda' must be usable: never a silent fallback."""
     if impl not in SCAN_IMPLS:
         raise ValueError(f"scan_impl {impl!r} is not one of {list(SCAN_IMPLS)}")
     if impl == "auto":
