@@ -461,3 +461,30 @@ def test_main_job_with_the_fourth_track_plans_eight_feature_sets(tmp_path, monke
     ensemble = yaml.safe_load((configs / "ensemble.yaml").read_text())
     assert len(ensemble["feature_sets"]) == 8 and "videomamba_m/dashboard" in ensemble["feature_sets"]
     assert {s["name"] for s in ensemble["sources"]} >= {"tim_videomamba_m", "actionformer_videomamba_m"}
+
+
+def test_real_track_recipe_shrunk_takes_a_step_with_layer_decay():
+    """configs/finetune/videomamba_m.yaml's optimizer (layer decay 0.8) on a shrunk VideoMamba."""
+    from ndar.config import load_config
+    from ndar.finetune.config import FinetuneConfig
+    from ndar.finetune.engine import build_model, build_optimizer
+
+    shrink = [
+        "model.backbone=videomamba_test",
+        "model.overrides={depth: 2, embed_dim: 32}",
+        "model.pretrained=null",
+        "model.num_frames=4",
+        "model.img_size=32",
+    ]
+    cfg = load_config(FinetuneConfig, ROOT / "configs" / "finetune" / "videomamba_m.yaml", shrink)
+    model, spec = build_model(cfg)
+    assert (
+        type(model).__name__ == "VideoMamba" and spec.sampling_rate == 2 and model.args.drop_path_rate == 0.4
+    )
+    optimizer = build_optimizer(model, cfg, 1e-3)
+    assert sorted({round(g["lr_scale"], 4) for g in optimizer.param_groups}) == [0.512, 0.64, 0.8, 1.0]
+    before = [p.detach().clone() for p in model.parameters()]
+    model.train()
+    torch.nn.functional.cross_entropy(model(clip()), torch.tensor([1, 7])).backward()
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if a.ndim > 1)
