@@ -25,11 +25,15 @@ REAL = {
     "k400_vith": "videomae_vit_huge",
     "hybrid_vitl": "videomae_vit_large",
     "ego_vitl": "videomae_vit_large",
+    "videomamba_m": "videomamba_middle",
 }
+TINY_BACKBONE = {"videomamba_m": "videomamba_test"}  # the others: videomae_vit_tiny
+REAL_FRAMES = {"videomamba_m": 32}  # linear in frames: a longer window than the ViTs' 16
 CHECKPOINTS = {
     "k400_vith": "vit_h_k400_videomae.pth",
     "hybrid_vitl": "vit_l_hybrid_k700_internvideo.pth",
     "ego_vitl": "vit_l_ego4d_verb.pth",
+    "videomamba_m": "videomamba_m16_k400_mask_ft_f32_res224.pth",
 }
 SHRINK = [
     "model.backbone=videomae_vit_tiny",
@@ -57,20 +61,23 @@ def test_shipped_config_loads_and_validates(path):
     cfg.validate()
     track = path.stem
     if path.parent.name == "tiny":
-        assert cfg.model.backbone == "videomae_vit_tiny" and cfg.model.pretrained is None
+        assert (
+            cfg.model.backbone == TINY_BACKBONE.get(track, "videomae_vit_tiny")
+            and cfg.model.pretrained is None
+        )
         assert cfg.train.precision == "fp32" and cfg.data.cache
     else:
         assert cfg.model.backbone == REAL[track]
         assert str(cfg.model.pretrained) == f"weights/pretrained/{CHECKPOINTS[track]}"  # weights/README.md
         assert cfg.train.precision in ("bf16", "fp16") and cfg.train.zero_stage >= 1
         assert cfg.optim.warmup_epochs == 5 and 0.7 <= cfg.optim.layer_decay <= 0.85
-        assert cfg.model.num_frames == 16 and cfg.model.img_size == 224
+        assert cfg.model.num_frames == REAL_FRAMES.get(track, 16) and cfg.model.img_size == 224
 
 
 def test_tiny_configs_differ_from_each_other():
     tiny = [load_config(FinetuneConfig, p) for p in CONFIGS if p.parent.name == "tiny"]
     shapes = {(c.model.num_frames, c.model.sampling_rate, c.model.img_size) for c in tiny}
-    assert len(shapes) == len(tiny) == 3
+    assert len(shapes) == len(tiny) == len(REAL)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""VideoMAE-style ViT backbones: registry with preprocessing, checkpoint loading, model folders."""
+"""Backbones (VideoMAE ViTs, VideoMamba): registry with preprocessing, checkpoint loading, model folders."""
 
 from ndar.backbones.checkpoint import CheckpointError, LoadReport, load_checkpoint, load_state_dict_into
 from ndar.backbones.factory import (
@@ -11,6 +11,8 @@ from ndar.backbones.factory import (
     list_backbones,
 )
 from ndar.backbones.folder import load_model_folder, read_model_meta, save_model_folder
+from ndar.backbones.scan import selective_scan
+from ndar.backbones.videomamba import MambaArgs, VideoMamba
 from ndar.backbones.vit import VideoMAEViT, ViTArgs, sinusoid_table
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "BackboneSpec",
     "CheckpointError",
     "LoadReport",
+    "MambaArgs",
     "VideoMAEViT",
     "ViTArgs",
+    "VideoMamba",
     "create_backbone",
     "get_spec",
     "list_backbones",
@@ -30,5 +34,6 @@ __all__ = [
     "load_state_dict_into",
     "read_model_meta",
     "save_model_folder",
+    "selective_scan",
     "sinusoid_table",
 ]

@@ -1,4 +1,4 @@
-"""Load official (and our own) VideoMAE checkpoints into a `VideoMAEViT`, reporting every decision.
+"""Load official (and our own) checkpoints into a `VideoMAEViT` or a `VideoMamba`, reporting every decision.
 
 Handles the layouts seen in the wild: a bare state dict; weights under `model`, `module` or
 `state_dict` (DeepSpeed's `mp_rank_00_model_states.pt` keeps them under `module`), possibly nested;
@@ -8,6 +8,7 @@ dropped, a head of the wrong shape is dropped, a learnable `pos_embed` of anothe
 interpolated, and what stays freshly initialised is reported. A checkpoint that matches too little
 of the model is an error, never a warning: a wrong architecture must not train from scratch silently.
 Files are untrusted input: `torch.load(..., weights_only=True)` or safetensors only.
+A model with an `adapt_state_dict` method (VideoMamba) fits its own embeddings after the unwrapping.
 """
 
 from __future__ import annotations
@@ -283,8 +284,9 @@ def match_state_dict(
 
 def _check_enough(model: VideoMAEViT, state: dict, report: LoadReport, min_fraction: float) -> None:
     """Error when too little of the model body is loaded or too much of the checkpoint is unused."""
-    body = [k for k in model.state_dict() if not k.startswith(FRESH_OK)]
-    loaded_body = [k for k in report.loaded if not k.startswith(FRESH_OK)]
+    fresh_ok = tuple(getattr(model, "fresh_ok", FRESH_OK))
+    body = [k for k in model.state_dict() if not k.startswith(fresh_ok)]
+    loaded_body = [k for k in report.loaded if not k.startswith(fresh_ok)]
     model_fraction = len(loaded_body) / max(1, len(body))
     ckpt_fraction = len(report.loaded) / max(1, len(state))
     if model_fraction < min_fraction or ckpt_fraction < min_fraction:
@@ -308,8 +310,11 @@ def load_state_dict_into(
     report = LoadReport(path=str(path))
     state = clean_keys(unwrap_state_dict(state, path), report)
     model_keys = set(model.state_dict())
-    _note_pretrain_norm(state, model_keys, report, norm_to_fc_norm)
-    _adapt_pos_embed(state, model, report, pos_grid)
+    if hasattr(model, "adapt_state_dict"):  # another family (VideoMamba) fits its own embeddings
+        model.adapt_state_dict(state, report, pos_grid, norm_to_fc_norm)
+    else:
+        _note_pretrain_norm(state, model_keys, report, norm_to_fc_norm)
+        _adapt_pos_embed(state, model, report, pos_grid)
     usable = match_state_dict(state, model, report)
     _check_enough(model, state, report, strict_min_fraction)
     fresh_top = sorted({k.split(".")[0] for k in report.missing})

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ndar.backbones.videomamba import MambaArgs, VideoMamba
 from ndar.backbones.vit import VideoMAEViT, ViTArgs
 from ndar.registry import Registry
 
@@ -51,19 +52,25 @@ class BackboneEntry:
     """One registered backbone: its architecture and its default preprocessing."""
 
     name: str
-    args: ViTArgs
+    args: ViTArgs | MambaArgs
     spec_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arg_keys(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.args)}
 
 
 BACKBONES = Registry("backbone")
 
 SPEC_KEYS = {f.name for f in dataclasses.fields(BackboneSpec)} - {"name"}
 ARG_KEYS = {f.name for f in dataclasses.fields(ViTArgs)}
+MODEL_CLASSES = {ViTArgs: VideoMAEViT, MambaArgs: VideoMamba}
 
 
-def _register(name: str, **arch: Any) -> None:
-    spec_defaults = {k: arch.pop(k) for k in list(arch) if k in SPEC_KEYS and k not in ARG_KEYS}
-    BACKBONES.register(name)(BackboneEntry(name, ViTArgs(**arch), spec_defaults))
+def _register(name: str, args_cls: type = ViTArgs, **arch: Any) -> None:
+    arg_keys = {f.name for f in dataclasses.fields(args_cls)}
+    spec_defaults = {k: arch.pop(k) for k in list(arch) if k in SPEC_KEYS and k not in arg_keys}
+    BACKBONES.register(name)(BackboneEntry(name, args_cls(**arch), spec_defaults))
 
 
 # Sizes from the official VideoMAE (v1/v2) models; tiny exists for tests and CPU demos.
@@ -74,6 +81,14 @@ _register("videomae_vit_large", embed_dim=1024, depth=24, num_heads=16)
 _register("videomae_vit_huge", embed_dim=1280, depth=32, num_heads=16)
 _register("videomae_vit_giant", embed_dim=1408, depth=40, num_heads=16, mlp_ratio=48 / 11, patch_size=14)
 
+# VideoMamba sizes from the official `videomamba.py`; test exists for tests only. Default clip: 32
+# frames at rate 2 (64 source frames, about 2 s at 30 fps), twice a ViT window, since its cost is linear.
+_MAMBA_CLIP = dict(num_frames=32, sampling_rate=2)
+_register("videomamba_test", MambaArgs, embed_dim=32, depth=2, **_MAMBA_CLIP)
+_register("videomamba_tiny", MambaArgs, embed_dim=192, depth=24, **_MAMBA_CLIP)
+_register("videomamba_small", MambaArgs, embed_dim=384, depth=24, **_MAMBA_CLIP)
+_register("videomamba_middle", MambaArgs, embed_dim=576, depth=32, **_MAMBA_CLIP)
+
 
 def list_backbones() -> list[str]:
     return BACKBONES.names()
@@ -81,18 +96,19 @@ def list_backbones() -> list[str]:
 
 def _split_overrides(name: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split overrides into architecture keys and preprocessing keys; unknown keys are an error."""
-    unknown = sorted(set(overrides) - ARG_KEYS - SPEC_KEYS)
+    arg_keys = BACKBONES.get(name).arg_keys
+    unknown = sorted(set(overrides) - arg_keys - SPEC_KEYS)
     if unknown:
         raise TypeError(
             f"unknown override(s) {unknown} for backbone {name!r}; valid: "
-            f"architecture {sorted(ARG_KEYS)}, preprocessing {sorted(SPEC_KEYS - ARG_KEYS)}"
+            f"architecture {sorted(arg_keys)}, preprocessing {sorted(SPEC_KEYS - arg_keys)}"
         )
-    arch = {k: v for k, v in overrides.items() if k in ARG_KEYS}
-    spec = {k: v for k, v in overrides.items() if k in SPEC_KEYS and k not in ARG_KEYS}
+    arch = {k: v for k, v in overrides.items() if k in arg_keys}
+    spec = {k: v for k, v in overrides.items() if k in SPEC_KEYS and k not in arg_keys}
     return arch, spec
 
 
-def resolve_args(name: str, **overrides: Any) -> ViTArgs:
+def resolve_args(name: str, **overrides: Any) -> ViTArgs | MambaArgs:
     """The architecture of `name` with overrides applied (preprocessing keys are ignored here)."""
     entry: BackboneEntry = BACKBONES.get(name)
     arch, _ = _split_overrides(name, overrides)
@@ -101,16 +117,18 @@ def resolve_args(name: str, **overrides: Any) -> ViTArgs:
 
 def create_backbone(
     name: str, num_classes: int = 16, num_frames: int = 16, img_size: int = 224, **overrides: Any
-) -> VideoMAEViT:
+) -> VideoMAEViT | VideoMamba:
     """Build registered backbone `name` (random init) for clips of `num_frames` x `img_size`^2.
 
     `overrides` change the architecture (embed_dim, depth, num_heads, drop_path_rate, head_drop_rate,
-    use_learnable_pos_emb, init_values, grad_checkpointing, tubelet_size, patch_size, ...).
+    use_learnable_pos_emb, init_values, grad_checkpointing, tubelet_size, patch_size, ...; for
+    VideoMamba: d_state, d_conv, expand, dt_rank, scan_impl, scan_chunk, ...).
     Preprocessing keys (mean, std, sampling_rate, normalize) are accepted and ignored, so the same
     override dict can be passed to `get_spec` and `create_backbone`.
     """
     args = resolve_args(name, **overrides)
-    model = VideoMAEViT(args, num_classes=num_classes, num_frames=num_frames, img_size=img_size)
+    model_cls = MODEL_CLASSES[type(args)]
+    model = model_cls(args, num_classes=num_classes, num_frames=num_frames, img_size=img_size)
     model.backbone_name = name
     model.backbone_overrides = dict(overrides)
     return model
