@@ -24,6 +24,14 @@ def test_shipped_actionformer_configs_load_and_build(path):
         assert sum(p.numel() for p in head.model.parameters()) < 500_000  # 64 wide: about 0.4 M
 
 
+def test_real_config_carries_the_official_epic_settings():
+    """AI City's windows have EPIC's feature spacing (16 frames at 30 fps): its official settings apply."""
+    af = head_config(load_config(HeadsConfig, REPO / "configs" / "heads" / "actionformer.yaml"))
+    assert (af.window, af.loss_norm_init, af.crop_ratio, af.crop_keep) == (9, 250, [0.9, 1.0], 0.3)
+    assert af.regression_ranges == [[0, 4], [2, 8], [4, 16], [8, 32], [16, 64], [32, 10000]]
+    assert (af.dropout, af.drop_path, af.epochs - af.warmup_epochs, af.nms_sigma) == (0.1, 0.1, 25, 0.4)
+
+
 def test_train_log_keeps_columns_first_seen_later(tmp_path):
     with TrainLog(tmp_path, tensorboard=True) as log:
         log.log(0, loss=1.0)
