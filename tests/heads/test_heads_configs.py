@@ -41,3 +41,11 @@ def test_train_log_keeps_columns_first_seen_later(tmp_path):
     table = pd.read_csv(tmp_path / "metrics.csv")
     assert table["epoch"].tolist() == [0, 1, 2] and table["val_loss"].isna().tolist() == [True, False, True]
     assert list((tmp_path / "tb").iterdir())
+
+
+def test_tim_defaults_to_recognition_and_the_real_config_is_official():
+    from ndar.heads.tim import TimConfig
+
+    assert TimConfig().mode == "recognition"  # the official model; detection is ndar's own (docs/tim.md)
+    tim = head_config(load_config(HeadsConfig, REPO / "configs" / "heads" / "tim.yaml"))
+    assert (tim.mode, tim.train_window_stride, tim.epochs) == ("recognition", 1.0, 100)

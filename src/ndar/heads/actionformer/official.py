@@ -15,6 +15,7 @@ import torch
 
 from ndar.heads.actionformer.config import ActionFormerConfig
 from ndar.heads.actionformer.model import ActionFormerNet
+from ndar.heads.weights import load_strict, strip_prefix
 
 OFFICIAL_STREAM = "feats"  # the single input stream of a network built from an official config
 
@@ -189,27 +190,7 @@ def official_weights(state_dict: Mapping) -> dict[str, torch.Tensor]:
         if key in state_dict and isinstance(state_dict[key], Mapping):
             state_dict = state_dict[key]
             break
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
-
-
-def load_strict(net: torch.nn.Module, weights: Mapping[str, torch.Tensor], what: str) -> None:
-    """load_state_dict that names every missing, unexpected or mis-shaped tensor in one ValueError."""
-    own = net.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
-    shapes = sorted(
-        f"{k}: {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
-        for k in set(own) & set(weights)
-        if tuple(weights[k].shape) != tuple(own[k].shape)
-    )
-    problems = [
-        f"{label} {items}"
-        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes))
-        if items
-    ]
-    if problems:
-        raise ValueError(f"{what}: the weights do not fit the model: " + "; ".join(problems))
-    net.load_state_dict(dict(weights), strict=True)
+    return strip_prefix(state_dict)
 
 
 def from_official(cfg_dict: Mapping, state_dict: Mapping | None = None) -> ActionFormerNet:
