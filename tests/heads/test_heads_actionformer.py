@@ -74,6 +74,19 @@ def test_layer_scale_comes_with_drop_path():
     assert not any("drop_path" in k for k in ActionFormerNet(tiny(drop_path=0.0), DIMS).state_dict())
 
 
+def test_only_linear_and_conv_weights_decay():
+    from ndar.heads.actionformer.head import weight_decay_groups
+
+    net = ActionFormerNet(tiny(drop_path=0.1, fusion="sum"), DIMS)
+    decay, no_decay = weight_decay_groups(net, 0.05)
+    names = {id(p): n for n, p in net.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert "backbone.stem.0.attn.query_conv.conv.weight" in decayed and "fusion.proj.rear.weight" in decayed
+    assert not any(n.endswith((".bias", "norm.weight", ".scale")) or "norm." in n for n in decayed)
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(net.parameters()))
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+
+
 def test_random_crop_follows_the_official_ratio():
     rng = np.random.default_rng(0)
     cfg = tiny(crop_ratio=[0.9, 1.0], crop_keep=0.3)

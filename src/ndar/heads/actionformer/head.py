@@ -163,6 +163,18 @@ def cpu_threads(device: torch.device, threads: int):
         torch.set_num_threads(before)
 
 
+def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as the official make_optimizer: only the weights of linear and conv layers decay;
+    biases, LayerNorms, LayerScales and the per-level scales do not (timm's default rule would decay
+    the (1, C, 1) LayerNorm and LayerScale weights)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            is_weight = name == "weight" and isinstance(module, (torch.nn.Linear, torch.nn.Conv1d))
+            (decay if is_weight else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -219,7 +231,12 @@ class ActionFormerHead:
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total = max(1, cfg.epochs * steps_per_epoch)
         warmup = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
-        optimizer = create_optimizer_v2(self.model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = create_optimizer_v2(
+            weight_decay_groups(self.model, cfg.weight_decay),
+            opt="adamw",
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
         scheduler = CosineLRScheduler(
             optimizer,
             t_initial=max(1, total - warmup),
