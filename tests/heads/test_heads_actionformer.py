@@ -4,7 +4,8 @@ import torch
 from heads_fixtures import make_videos
 
 from ndar.heads.actionformer import ActionFormerConfig, ActionFormerHead
-from ndar.heads.actionformer.model import ActionFormerNet, LocalSelfAttention, local_attention_mask
+from ndar.heads.actionformer.head import crop_length, random_crop
+from ndar.heads.actionformer.model import ActionFormerNet, ConvAttention, local_attention_mask
 from ndar.heads.actionformer.targets import assign_targets, diou_loss_1d, pyramid_points
 from ndar.heads.base import get_head
 from ndar.heads.io import segments_frame
@@ -43,7 +44,7 @@ def test_registered_under_its_name():
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum"])
-def test_pyramid_shapes_and_padding_never_leaks(fusion):
+def test_pyramid_shapes_and_padding_content_never_leaks(fusion):
     torch.manual_seed(0)
     net = ActionFormerNet(tiny(fusion=fusion), DIMS).eval()
     x = {s: torch.randn(2, 64, d) for s, d in DIMS.items()}
@@ -55,14 +56,49 @@ def test_pyramid_shapes_and_padding_never_leaks(fusion):
     assert out[1][2][1].tolist() == [True] * 20 + [False] * 12  # level-1 mask
     noisy = {s: v.clone() for s, v in x.items()}
     for v in noisy.values():
-        v[1, 40:] = 100.0  # garbage in the padding
+        v[1, 40:] = 100.0  # garbage in the padding is zeroed: the amount of padding matters
+        # (tests/heads/test_actionformer_official.py), its content does not
     out2 = net(noisy, mask)
     for (lg, off, m), (lg2, off2, _) in zip(out, out2):
         torch.testing.assert_close(lg[1][m[1]], lg2[1][m[1]])
         torch.testing.assert_close(off[1][m[1]], off2[1][m[1]])
-        assert torch.all(off2[1][~m[1]] == 0)
+        assert torch.all(off2[1][~m[1]] == 0) and torch.all(lg2[1][~m[1]] == 0)
     with pytest.raises(ValueError, match="multiple of the largest stride 32"):
         net(x, torch.ones(2, 50, dtype=torch.bool))
+
+
+def test_layer_scale_comes_with_drop_path():
+    with_dp = ActionFormerNet(tiny(drop_path=0.1), DIMS).state_dict()
+    scale = with_dp["backbone.stem.0.drop_path_attn.scale"]
+    assert scale.shape == (1, 16, 1) and torch.all(scale == 1e-4)
+    assert not any("drop_path" in k for k in ActionFormerNet(tiny(drop_path=0.0), DIMS).state_dict())
+
+
+def test_only_linear_and_conv_weights_decay():
+    from ndar.heads.actionformer.head import weight_decay_groups
+
+    net = ActionFormerNet(tiny(drop_path=0.1, fusion="sum"), DIMS)
+    decay, no_decay = weight_decay_groups(net, 0.05)
+    names = {id(p): n for n, p in net.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert "backbone.stem.0.attn.query_conv.conv.weight" in decayed and "fusion.proj.rear.weight" in decayed
+    assert not any(n.endswith((".bias", "norm.weight", ".scale")) or "norm." in n for n in decayed)
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(net.parameters()))
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
+
+
+def test_random_crop_follows_the_official_ratio():
+    rng = np.random.default_rng(0)
+    cfg = tiny(crop_ratio=[0.9, 1.0], crop_keep=0.3)
+    lengths = [crop_length(100, cfg, rng) for _ in range(300)]
+    assert min(lengths) == 90 and max(lengths) == 100  # both ends reachable
+    assert crop_length(5000, tiny(max_seq_len=2304), rng) == 2304
+    assert crop_length(100, tiny(crop_ratio=[]), rng) == 100
+    gt, labels = np.array([[10.0, 20.0], [95.0, 99.0]]), np.array([1, 2])
+    for _ in range(50):
+        start, stop, kept, kept_labels = random_crop(100, gt, labels, cfg, rng)
+        assert 90 <= stop - start <= 100 and len(kept) == len(kept_labels) >= 1
+        assert np.all(kept >= 0) and np.all(kept <= stop - start)
 
 
 def test_local_attention_mask_pattern():
@@ -83,15 +119,16 @@ def test_local_attention_mask_pattern():
 
 def test_local_attention_ignores_keys_outside_the_window():
     torch.manual_seed(0)
-    attn = LocalSelfAttention(8, 2, window=5, dropout=0.0).eval()
-    x = torch.randn(1, 20, 8)
+    attn = ConvAttention(8, 2, window=5, stride=1, proj_dropout=0.0).eval()
+    x = torch.randn(1, 8, 20)
     mask = torch.ones(1, 20, dtype=torch.bool)
     changed = x.clone()
-    changed[0, 10] += 5.0
-    a, b = attn(x, mask), attn(changed, mask)
-    diff = (a - b).abs().sum(-1)[0]
-    assert torch.all(diff[[0, 7, 13, 19]] == 0)  # |i - 10| > 2: not affected
-    assert torch.all(diff[8:13] > 0)
+    changed[0, :, 10] += 5.0
+    a, b = attn(x, mask)[0], attn(changed, mask)[0]
+    diff = (a - b).abs().sum(1)[0]
+    # the 3-tap q/k/v conv widens the reach by one step: |i - 10| <= 2 + 1
+    assert torch.all(diff[[0, 6, 14, 19]] == 0)
+    assert torch.all(diff[7:14] > 0)
 
 
 def test_assign_targets_hand_worked():

@@ -24,6 +24,14 @@ def test_shipped_actionformer_configs_load_and_build(path):
         assert sum(p.numel() for p in head.model.parameters()) < 500_000  # 64 wide: about 0.4 M
 
 
+def test_real_config_carries_the_official_epic_settings():
+    """AI City's windows have EPIC's feature spacing (16 frames at 30 fps): its official settings apply."""
+    af = head_config(load_config(HeadsConfig, REPO / "configs" / "heads" / "actionformer.yaml"))
+    assert (af.window, af.loss_norm_init, af.crop_ratio, af.crop_keep) == (9, 250, [0.9, 1.0], 0.3)
+    assert af.regression_ranges == [[0, 4], [2, 8], [4, 16], [8, 32], [16, 64], [32, 10000]]
+    assert (af.dropout, af.drop_path, af.epochs - af.warmup_epochs, af.nms_sigma) == (0.1, 0.1, 25, 0.4)
+
+
 def test_train_log_keeps_columns_first_seen_later(tmp_path):
     with TrainLog(tmp_path, tensorboard=True) as log:
         log.log(1, loss=1.0)
@@ -45,3 +53,11 @@ def test_every_trainer_logs_one_vocabulary(tmp_path):
     assert tag("epoch_seconds") == "time/epoch_seconds"
     with TrainLog(tmp_path, tensorboard=False) as log, pytest.raises(ValueError, match="from 1"):
         log.log(0, loss=1.0)
+
+
+def test_tim_defaults_to_recognition_and_the_real_config_is_official():
+    from ndar.heads.tim import TimConfig
+
+    assert TimConfig().mode == "recognition"  # the official model; detection is ndar's own (docs/tim.md)
+    tim = head_config(load_config(HeadsConfig, REPO / "configs" / "heads" / "tim.yaml"))
+    assert (tim.mode, tim.train_window_stride, tim.epochs) == ("recognition", 1.0, 100)

@@ -5,5 +5,6 @@ Importing this package registers the head as "actionformer" in `ndar.heads.base.
 
 from ndar.heads.actionformer.config import ActionFormerConfig
 from ndar.heads.actionformer.head import ActionFormerHead
+from ndar.heads.actionformer.official import from_official
 
-__all__ = ["ActionFormerConfig", "ActionFormerHead"]
+__all__ = ["ActionFormerConfig", "ActionFormerHead", "from_official"]

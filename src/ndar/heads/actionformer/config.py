@@ -16,16 +16,19 @@ class ActionFormerConfig:
     input_dropout: float = 0.0  # dropout on the fused input features
     # model
     embed_dim: int = 256  # width of the embedding and the transformer
-    embed_kernel: int = 3  # kernel of the 2 masked conv embedding layers
+    embed_kernel: int = 3  # kernel of the masked conv embedding layers
+    embed_layers: int = 2  # masked conv + LayerNorm + ReLU layers before the transformer
     num_heads: int = 4  # attention heads
-    window: int = 19  # local self-attention window (positions; odd)
+    window: int = 19  # local self-attention window (positions; odd); <= 1: global attention
     mlp_ratio: float = 4.0  # transformer MLP width / embed_dim
     stem_blocks: int = 2  # transformer blocks at stride 1
     levels: int = 6  # pyramid levels (strides 1, 2, ..., 2**(levels-1)); levels-1 downsampling blocks
-    dropout: float = 0.0  # attention / MLP dropout
-    drop_path: float = 0.1  # stochastic depth of the transformer blocks
+    dropout: float = 0.0  # dropout after the attention projection and in the MLP (official train_cfg.dropout)
+    drop_path: float = 0.1  # stochastic depth, the same on every block; > 0 also adds LayerScale (init 1e-4)
+    # on both residual branches of every block, as the official AffineDropPath does
     head_dim: int = 256  # width of the classification and regression heads
     head_layers: int = 3  # conv layers per head (the last one predicts)
+    head_kernel: int = 3  # kernel of the head convs
     prior_prob: float = 0.01  # classification bias initialised to this prior
     # label assignment and losses
     regression_ranges: list[list[float]] = field(
@@ -48,7 +51,11 @@ class ActionFormerConfig:
     ema_decay: float = 0.999  # model EMA decay (0 disables EMA)
     val_every: int = 1  # compute the validation loss every this many epochs (0: never)
     max_seq_len: int = 2304  # longer training sequences are randomly cropped to this many steps
+    crop_ratio: list[float] = field(default_factory=lambda: [0.9, 1.0])  # every training sequence
+    # no longer than max_seq_len is cropped to a random length in this fraction of its own (official
+    # crop_ratio); [] disables it
     crop_keep: float = 0.5  # an action cut by a crop is kept if this fraction of it stays inside
+    # (official trunc_thresh)
     device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
     cpu_threads: int = 0  # torch threads while fitting/predicting on CPU (0: leave torch's setting); 1 is
     # fastest for tiny models on a busy machine (measured: 2 threads were 10x slower under load)

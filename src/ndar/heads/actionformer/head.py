@@ -73,18 +73,32 @@ def gt_in_steps(video: FeatureVideo) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------- batching
 
 
+def crop_length(length: int, cfg: ActionFormerConfig, rng: np.random.Generator) -> int:
+    """Length of a training crop: max_seq_len for longer sequences, else (with crop_ratio) a random
+    length in [lo, hi] x length, both ends included (official truncate_feats)."""
+    if length > cfg.max_seq_len:
+        return cfg.max_seq_len
+    if not cfg.crop_ratio:
+        return length
+    lo, hi = cfg.crop_ratio
+    return int(rng.integers(max(round(lo * length), 1), min(round(hi * length), length) + 1))
+
+
 def random_crop(
     length: int, gt: np.ndarray, labels: np.ndarray, cfg: ActionFormerConfig, rng: np.random.Generator
 ):
-    """Crop a long sequence to cfg.max_seq_len steps; keep actions with >= crop_keep of them inside."""
-    if length <= cfg.max_seq_len:
+    """Crop a training sequence (see crop_length); actions are clipped to the crop and kept if at least
+    crop_keep of them stays inside. Up to 200 random placements are tried for one that keeps an
+    action (the last one is used otherwise), as the official code does."""
+    size = crop_length(length, cfg, rng)
+    if size == length:
         return 0, length, gt, labels
-    for _ in range(10):
-        start = int(rng.integers(0, length - cfg.max_seq_len + 1))
-        stop = start + cfg.max_seq_len
+    for _ in range(200):
+        start = int(rng.integers(0, length - size + 1))
+        stop = start + size
         clipped = np.clip(gt, start, stop) - start
         kept = (clipped[:, 1] - clipped[:, 0]) >= cfg.crop_keep * np.maximum(gt[:, 1] - gt[:, 0], 1e-6)
-        if kept.any() or len(gt) == 0:
+        if kept.any():
             break
     return start, stop, clipped[kept], labels[kept]
 
@@ -149,6 +163,18 @@ def cpu_threads(device: torch.device, threads: int):
         torch.set_num_threads(before)
 
 
+def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as the official make_optimizer: only the weights of linear and conv layers decay;
+    biases, LayerNorms, LayerScales and the per-level scales do not (timm's default rule would decay
+    the (1, C, 1) LayerNorm and LayerScale weights)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            is_weight = name == "weight" and isinstance(module, (torch.nn.Linear, torch.nn.Conv1d))
+            (decay if is_weight else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -205,7 +231,12 @@ class ActionFormerHead:
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total = max(1, cfg.epochs * steps_per_epoch)
         warmup = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
-        optimizer = create_optimizer_v2(self.model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = create_optimizer_v2(
+            weight_decay_groups(self.model, cfg.weight_decay),
+            opt="adamw",
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+        )
         scheduler = CosineLRScheduler(
             optimizer,
             t_initial=max(1, total - warmup),

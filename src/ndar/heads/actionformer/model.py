@@ -1,8 +1,14 @@
-"""The ActionFormer network: masked conv embedding, local-attention transformer pyramid, shared heads.
+"""The ActionFormer network, block for block the official one (actionformer_release, LocPointTransformer
+with the convTransformer backbone and the identity neck), under the official parameter names so that
+an official state_dict loads as is (`ndar.heads.actionformer.official.from_official`).
 
-Layout conventions: convolutions work on (B, C, T), the transformer on (B, T, C); `mask` is (B, T)
-bool, True on real (not padded) time steps. Padded steps are zeroed after every layer so they never
-leak into real ones through convolutions, and attention never looks at them.
+Layout: the network works on (B, C, T) like the official code; `mask` is (B, T) bool, True on real
+(not padded) steps. Masking follows the official code exactly, and that code does not make outputs
+independent of padding: every conv output is zeroed on padded steps, but the LayerNorms that follow
+(embedding, q/k/v, neck, heads) turn those zeros into their bias, which the next 3-tap conv reads at
+the last real step, and the strided max-pool of the residual compares the last real step with a
+padded zero. So the last one or two real steps of each level depend on how much padding follows
+(docs/heads.md). Attention never looks at padded keys.
 """
 
 from __future__ import annotations
@@ -11,104 +17,231 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
 from torch import nn
 
 from ndar.heads.actionformer.config import ActionFormerConfig
 
 NUM_ACTION_CLASSES = 15  # classes 1..15; "normal driving" (0) is the background
+LAYER_SCALE_INIT = 1e-4  # official AffineDropPath init: residual branches start almost shut
 
 
-class ChannelNorm(nn.Module):
-    """LayerNorm over the channels of a (B, C, T) tensor."""
+class MaskedConv1D(nn.Module):
+    """Conv1d ('same' padding) whose output is zeroed on padded steps; a stride s keeps every s-th
+    step of the mask (the official nearest-neighbour downsampling of the mask)."""
 
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
-
-
-class MaskedConv(nn.Module):
-    """1-D conv ('same' padding) whose output is zero on padded steps."""
-
-    def __init__(self, in_dim: int, out_dim: int, kernel: int) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = True
+    ) -> None:
         super().__init__()
         if kernel % 2 != 1:
             raise ValueError(f"conv kernel must be odd to keep steps aligned, got {kernel}")
-        self.conv = nn.Conv1d(in_dim, out_dim, kernel, padding=kernel // 2)
+        self.stride = stride
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride, kernel // 2, groups=groups, bias=bias)
+        if bias:
+            nn.init.zeros_(self.conv.bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) * mask[:, None, :].to(x.dtype)  # (B, C_out, T)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.shape[-1] % self.stride:
+            raise ValueError(f"length {x.shape[-1]} is not divisible by the conv stride {self.stride}")
+        out_mask = mask[:, :: self.stride]  # (B, T / s)
+        return self.conv(x) * out_mask[:, None, :].to(x.dtype), out_mask  # (B, C_out, T / s)
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of a (B, C, T) tensor; weight and bias are (1, C, 1) (official)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(1, dim, 1))
+        self.bias = nn.Parameter(torch.zeros(1, dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=1, keepdim=True)
+        out = centred / torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + self.eps)
+        return out * self.weight + self.bias
+
+
+class Scale(nn.Module):
+    """A learnable scalar (per pyramid level, on the regression output)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole branch for a random subset of the batch."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = (keep + torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device)).floor()
+    return x / keep * mask
+
+
+class LayerScaleDropPath(nn.Module):
+    """Per-channel LayerScale (init 1e-4) then drop-path: the official AffineDropPath."""
+
+    def __init__(self, dim: int, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+        self.scale = nn.Parameter(LAYER_SCALE_INIT * torch.ones(1, dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(self.scale * x, self.rate, self.training)
 
 
 def local_attention_mask(mask: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, T) valid steps -> (B, 1, T, T) bool: query i may attend key j iff |i - j| <= window // 2
-    and j is valid. Every query keeps itself so that padded rows never see an empty softmax."""
+    """(B, T) valid keys -> (B, 1, T, T) bool: query i may attend key j iff |i - j| <= window // 2
+    (any distance when window <= 1: global attention) and j is valid. Every query also keeps itself
+    so that padded rows never see an empty softmax; their outputs are zeroed afterwards."""
     t = mask.shape[1]
     pos = torch.arange(t, device=mask.device)
-    band = (pos[:, None] - pos[None, :]).abs() <= window // 2  # (T, T)
-    allowed = band[None] & mask[:, None, :]  # (B, T, T)
+    allowed = mask[:, None, :].expand(-1, t, -1)  # (B, T, T)
+    if window > 1:
+        allowed = allowed & ((pos[:, None] - pos[None, :]).abs() <= window // 2)[None]
     allowed = allowed | torch.eye(t, dtype=torch.bool, device=mask.device)[None]
     return allowed[:, None]
 
 
-class LocalSelfAttention(nn.Module):
-    """Multi-head self-attention restricted to a window of neighbouring steps."""
+class ConvAttention(nn.Module):
+    """Multi-head (local) self-attention whose q, k and v first pass a masked depthwise conv and a
+    LayerNorm (the official MaskedMHCA / LocalMaskedMHCA). The 3-tap conv is the model's only
+    positional signal; with stride 2 it also downsamples to the next pyramid level."""
 
-    def __init__(self, dim: int, num_heads: int, window: int, dropout: float) -> None:
+    def __init__(self, dim: int, num_heads: int, window: int, stride: int, proj_dropout: float) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.window, self.dropout = num_heads, window, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        if stride != 1 and stride % 2:
+            raise ValueError(f"attention stride must be 1 or even, got {stride}")
+        self.num_heads, self.window = num_heads, window
+        kernel = stride + 1 if stride > 1 else 3
+        for name in ("query", "key", "value"):
+            setattr(self, f"{name}_conv", MaskedConv1D(dim, dim, kernel, stride, groups=dim, bias=False))
+            setattr(self, f"{name}_norm", ChannelNorm(dim))
+            setattr(self, name, nn.Conv1d(dim, dim, 1))
+        self.proj = nn.Conv1d(dim, dim, 1)
+        self.proj_drop = nn.Dropout(proj_dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, t, c = x.shape
-        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, d)
-        attn_mask = local_attention_mask(mask, self.window)  # (B, 1, T, T)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, T, d)
-        return self.proj(out.transpose(1, 2).reshape(b, t, c))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, out_mask = self.query_conv(x, mask)
+        k, _ = self.key_conv(x, mask)
+        v, _ = self.value_conv(x, mask)
+        q = self.query(self.query_norm(q))  # (B, C, T')
+        k = self.key(self.key_norm(k))
+        v = self.value(self.value_norm(v))
+        b, c, t = q.shape
+        heads = lambda z: z.reshape(b, self.num_heads, c // self.num_heads, t).transpose(2, 3)  # noqa: E731
+        allowed = local_attention_mask(out_mask, self.window)  # (B, 1, T', T')
+        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=allowed)  # (B, H, T', d)
+        out = out.transpose(2, 3).reshape(b, c, t)
+        return self.proj_drop(self.proj(out)) * out_mask[:, None, :].to(x.dtype), out_mask
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x)); padded steps zeroed."""
+    """Pre-LN block on (B, C, T): x' = pool(x) + LS(attn(ln1(x))), out = x' + LS(mlp(ln2(x'))).
+    With stride 2 the residual is max-pooled (k=3) and the attention's convs are strided."""
 
-    def __init__(self, cfg: ActionFormerConfig, drop_path: float) -> None:
+    def __init__(self, cfg: ActionFormerConfig, stride: int) -> None:
         super().__init__()
         dim = cfg.embed_dim
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = LocalSelfAttention(dim, cfg.num_heads, cfg.window, cfg.dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio), drop=cfg.dropout)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.ln1 = ChannelNorm(dim)
+        self.ln2 = ChannelNorm(dim)
+        self.attn = ConvAttention(dim, cfg.num_heads, cfg.window, stride, cfg.dropout)
+        self.pool_skip = (
+            nn.MaxPool1d(stride + 1, stride=stride, padding=(stride + 1) // 2)
+            if stride > 1
+            else nn.Identity()
+        )
+        hidden = int(dim * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Conv1d(dim, hidden, 1),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Conv1d(hidden, dim, 1),
+            nn.Dropout(cfg.dropout),
+        )
+        # official: LayerScale exists only together with drop-path
+        if cfg.drop_path > 0:
+            self.drop_path_attn = LayerScaleDropPath(dim, cfg.drop_path)
+            self.drop_path_mlp = LayerScaleDropPath(dim, cfg.drop_path)
+        else:
+            self.drop_path_attn = nn.Identity()
+            self.drop_path_mlp = nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        keep = mask[..., None].to(x.dtype)  # (B, T, 1)
-        x = x + self.drop_path(self.attn(self.norm1(x), mask))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x * keep
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, out_mask = self.attn(self.ln1(x), mask)
+        keep = out_mask[:, None, :].to(x.dtype)  # (B, 1, T')
+        out = self.pool_skip(x) * keep + self.drop_path_attn(out)
+        out = out + self.drop_path_mlp(self.mlp(self.ln2(out)) * keep)
+        return out, out_mask
+
+
+class Backbone(nn.Module):
+    """Masked conv embedding (conv, LayerNorm, ReLU) x embed_layers, stem blocks at stride 1, then
+    levels - 1 blocks that each halve the length: one feature map per pyramid level."""
+
+    def __init__(self, in_dim: int, cfg: ActionFormerConfig) -> None:
+        super().__init__()
+        d = cfg.embed_dim
+        self.embd = nn.ModuleList(
+            MaskedConv1D(in_dim if i == 0 else d, d, cfg.embed_kernel, bias=False)
+            for i in range(cfg.embed_layers)
+        )
+        self.embd_norm = nn.ModuleList(ChannelNorm(d) for _ in range(cfg.embed_layers))
+        self.stem = nn.ModuleList(TransformerBlock(cfg, 1) for _ in range(cfg.stem_blocks))
+        self.branch = nn.ModuleList(TransformerBlock(cfg, 2) for _ in range(cfg.levels - 1))
+        for module in self.modules():  # official: every conv / linear bias of the backbone starts at 0
+            if isinstance(module, (nn.Linear, nn.Conv1d)) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        for conv, norm in zip(self.embd, self.embd_norm):
+            x, mask = conv(x, mask)
+            x = F.relu(norm(x))
+        for block in self.stem:
+            x, mask = block(x, mask)
+        feats, masks = [x], [mask]
+        for block in self.branch:
+            x, mask = block(x, mask)
+            feats.append(x)
+            masks.append(mask)
+        return feats, masks
+
+
+class IdentityNeck(nn.Module):
+    """A LayerNorm per level (the official identity FPN)."""
+
+    def __init__(self, dim: int, levels: int) -> None:
+        super().__init__()
+        self.fpn_norms = nn.ModuleList(ChannelNorm(dim) for _ in range(levels))
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [norm(f) for norm, f in zip(self.fpn_norms, feats)]
 
 
 class ConvHead(nn.Module):
-    """(layers - 1) x [masked conv, LayerNorm, ReLU], then a masked conv to `out_dim`."""
+    """Shared over levels: (layers - 1) x [masked conv (no bias), LayerNorm, ReLU]; the last masked
+    conv predicts `out_dim` channels (`cls_head` or `offset_head`, as the official names)."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int, kernel: int = 3) -> None:
+    def __init__(self, dim: int, hidden: int, out_dim: int, layers: int, kernel: int, out_name: str) -> None:
         super().__init__()
-        dims = [in_dim] + [hidden] * (layers - 1)
-        self.convs = nn.ModuleList(MaskedConv(a, b, kernel) for a, b in zip(dims[:-1], dims[1:]))
-        self.norms = nn.ModuleList(ChannelNorm(b) for b in dims[1:])
-        self.out = MaskedConv(dims[-1], out_dim, kernel)
+        dims = [dim] + [hidden] * (layers - 1)
+        self.head = nn.ModuleList(MaskedConv1D(a, b, kernel, bias=False) for a, b in zip(dims[:-1], dims[1:]))
+        self.norm = nn.ModuleList(ChannelNorm(b) for b in dims[1:])
+        self.out_name = out_name
+        setattr(self, out_name, MaskedConv1D(dims[-1], out_dim, kernel))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(norm(conv(x, mask)))
-        return self.out(x, mask)  # (B, out_dim, T)
+        for conv, norm in zip(self.head, self.norm):
+            x, _ = conv(x, mask)
+            x = F.relu(norm(x))
+        out, _ = getattr(self, self.out_name)(x, mask)
+        return out  # (B, out_dim, T)
 
 
 class InputFusion(nn.Module):
@@ -139,32 +272,29 @@ class InputFusion(nn.Module):
 
 
 class ActionFormerNet(nn.Module):
-    """Features -> per pyramid level: class logits (B, T_l, 15), offsets (B, T_l, 2) in strides, mask."""
+    """Features -> per pyramid level: class logits (B, T_l, C) before the sigmoid, offsets (B, T_l, 2)
+    in strides after ReLU(scale * .), and the level's mask (B, T_l)."""
 
-    def __init__(self, cfg: ActionFormerConfig, stream_dims: dict[str, int]) -> None:
+    def __init__(
+        self, cfg: ActionFormerConfig, stream_dims: dict[str, int], num_classes: int = NUM_ACTION_CLASSES
+    ) -> None:
         super().__init__()
         if cfg.levels < 1 or len(cfg.regression_ranges) != cfg.levels:
             raise ValueError(
                 f"actionformer: {cfg.levels} levels need {cfg.levels} regression ranges, got {len(cfg.regression_ranges)}"
             )
-        self.cfg = cfg
+        self.cfg, self.num_classes = cfg, num_classes
         self.fusion = InputFusion(stream_dims, cfg)
-        d = cfg.embed_dim
-        self.embed = nn.ModuleList(
-            [MaskedConv(self.fusion.out_dim, d, cfg.embed_kernel), MaskedConv(d, d, cfg.embed_kernel)]
+        self.backbone = Backbone(self.fusion.out_dim, cfg)
+        self.neck = IdentityNeck(cfg.embed_dim, cfg.levels)
+        self.cls_head = ConvHead(
+            cfg.embed_dim, cfg.head_dim, num_classes, cfg.head_layers, cfg.head_kernel, "cls_head"
         )
-        self.embed_norms = nn.ModuleList([ChannelNorm(d), ChannelNorm(d)])
-        n_blocks = cfg.stem_blocks + cfg.levels - 1
-        rates = [cfg.drop_path * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
-        self.stem = nn.ModuleList(TransformerBlock(cfg, rates[i]) for i in range(cfg.stem_blocks))
-        self.branch = nn.ModuleList(
-            TransformerBlock(cfg, rates[cfg.stem_blocks + i]) for i in range(cfg.levels - 1)
+        self.reg_head = ConvHead(
+            cfg.embed_dim, cfg.head_dim, 2, cfg.head_layers, cfg.head_kernel, "offset_head"
         )
-        self.neck = nn.ModuleList(nn.LayerNorm(d) for _ in range(cfg.levels))
-        self.cls_head = ConvHead(d, cfg.head_dim, NUM_ACTION_CLASSES, cfg.head_layers)
-        self.reg_head = ConvHead(d, cfg.head_dim, 2, cfg.head_layers)
-        self.scales = nn.Parameter(torch.ones(cfg.levels))
-        nn.init.constant_(self.cls_head.out.conv.bias, -math.log((1 - cfg.prior_prob) / cfg.prior_prob))
+        self.reg_head.scale = nn.ModuleList(Scale() for _ in range(cfg.levels))
+        nn.init.constant_(self.cls_head.cls_head.conv.bias, -math.log((1 - cfg.prior_prob) / cfg.prior_prob))
 
     @property
     def strides(self) -> list[int]:
@@ -178,25 +308,15 @@ class ActionFormerNet(nn.Module):
             raise ValueError(
                 f"sequence length {t} must be a multiple of the largest stride {self.strides[-1]}"
             )
-        x = self.fusion(streams).transpose(1, 2) * mask[:, None, :].to(torch.float32)  # (B, D, T)
-        for conv, norm in zip(self.embed, self.embed_norms):
-            x = F.relu(norm(conv(x, mask)))
-        x = x.transpose(1, 2)  # (B, T, C)
-        for block in self.stem:
-            x = block(x, mask)
-        features, masks = [x], [mask]
-        for block in self.branch:
-            x = F.max_pool1d(x.transpose(1, 2), kernel_size=3, stride=2, padding=1).transpose(
-                1, 2
-            )  # (B, T/2, C)
-            mask = mask[:, ::2]
-            x = block(x * mask[..., None].to(x.dtype), mask)
-            features.append(x)
-            masks.append(mask)
+        x = self.fusion(streams).transpose(1, 2)  # (B, D, T)
+        x = x * mask[:, None, :].to(x.dtype)  # the official input is zero on padding
+        feats, masks = self.backbone(x, mask)
+        feats = self.neck(feats)
         outputs = []
-        for level, (feat, m) in enumerate(zip(features, masks)):
-            feat = self.neck[level](feat).transpose(1, 2)  # (B, C, T_l)
-            logits = self.cls_head(feat, m).transpose(1, 2)  # (B, T_l, 15)
-            offsets = F.relu(self.scales[level] * self.reg_head(feat, m)).transpose(1, 2)  # (B, T_l, 2)
+        for level, (feat, m) in enumerate(zip(feats, masks)):
+            logits = self.cls_head(feat, m).transpose(1, 2)  # (B, T_l, C)
+            offsets = F.relu(self.reg_head.scale[level](self.reg_head(feat, m))).transpose(
+                1, 2
+            )  # (B, T_l, 2)
             outputs.append((logits, offsets, m))
         return outputs

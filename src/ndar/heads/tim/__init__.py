@@ -6,5 +6,6 @@ on demand through `get_head("tim")`).
 
 from ndar.heads.tim.config import TimConfig
 from ndar.heads.tim.head import TimHead
+from ndar.heads.tim.official import from_official
 
-__all__ = ["TimConfig", "TimHead"]
+__all__ = ["TimConfig", "TimHead", "from_official"]

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 class TimConfig:
     """The `head` section of a TIM run (configs/heads/tim*.yaml)."""
 
-    mode: str = "detection"
-    """"recognition": classify intervals (softmax, cross-entropy); "detection": a pyramid of interval
-    queries with sigmoid focal classification and (start, end) regression."""
+    mode: str = "recognition"
+    """"recognition": classify intervals (softmax, cross-entropy), the official TIM recognition model;
+    "detection": ndar's own detector on the same network (a pyramid of interval queries per window,
+    sigmoid focal classification and (start, end) regression; not the official TIM detection,
+    docs/tim.md)."""
 
     # --- sliding windows -------------------------------------------------------------------
     num_feats: int = 50

@@ -3,7 +3,9 @@
 Every token is [content (d_model) | time-interval encoding (d_model)]: a feature token's content is
 its projected feature and its interval is the feature's own (start, end) inside the window; a
 query token's content is a learned class-type token and its interval is the interval to classify.
-One learned modality embedding per stream is added to that stream's feature tokens. The encoder
+One learned modality embedding per stream is added to that stream's feature tokens, and the first
+stream's to the query tokens (the official model tags its visual queries with the visual
+encoding: queries belong to the first stream). The encoder
 sees all tokens at once, but a query may attend only to the feature tokens and to itself, so the
 answer for one interval never depends on which other intervals are asked in the same pass.
 """
@@ -108,7 +110,7 @@ class TimModel(nn.Module):
     def forward(
         self,
         feats: dict[str, torch.Tensor],
-        feat_time: torch.Tensor,
+        feat_time: torch.Tensor | dict[str, torch.Tensor],
         query_time: torch.Tensor,
         feat_pad: torch.Tensor | None = None,
         query_pad: torch.Tensor | None = None,
@@ -116,25 +118,29 @@ class TimModel(nn.Module):
         """Run the encoder.
 
         feats: stream -> (B, T, D_stream); feat_time (B, T, d) and query_time (B, Q, d) are the
-        time encodings (`encode_intervals`, possibly mixed up); feat_pad (B, T) / query_pad (B, Q)
+        time encodings (`encode_intervals`, possibly mixed up); feat_time may also be a dict
+        stream -> (B, T, d) when the streams' windows differ; feat_pad (B, T) / query_pad (B, Q)
         are True where a slot is padding. Returns `logits` (B, Q, C), `offsets` (B, Q, 2) when the
         model regresses boundaries, and `feature_tokens` (B, S*T, 2d) for DRLoc.
         """
         missing = [name for name in self.stream_names if name not in feats]
         if missing:
             raise ValueError(f"TimModel: missing feature stream(s) {missing}; expected {self.stream_names}")
-        batch, num_feats, _ = feat_time.shape
+        times = feat_time if isinstance(feat_time, dict) else dict.fromkeys(self.stream_names, feat_time)
+        batch, num_feats, _ = times[self.stream_names[0]].shape
         num_queries = query_time.shape[1]
         tokens = []
         for index, name in enumerate(self.stream_names):
             x = feats[name]
-            if x.shape[:2] != (batch, num_feats):
+            if x.shape[:2] != (batch, num_feats) or times[name].shape[:2] != (batch, num_feats):
                 raise ValueError(
-                    f"TimModel: stream {name!r} has shape {tuple(x.shape)}, expected ({batch}, {num_feats}, D)"
+                    f"TimModel: stream {name!r} has shape {tuple(x.shape)} (times {tuple(times[name].shape)}), "
+                    f"expected ({batch}, {num_feats}, D)"
                 )
             content = self.projections[name](x)  # (B, T, d)
-            tokens.append(torch.cat([content, feat_time], dim=-1) + self.modality[index])  # (B, T, 2d)
-        query = torch.cat([self.query_token.expand(batch, num_queries, -1), query_time], dim=-1)  # (B, Q, 2d)
+            tokens.append(torch.cat([content, times[name]], dim=-1) + self.modality[index])  # (B, T, 2d)
+        query = torch.cat([self.query_token.expand(batch, num_queries, -1), query_time], dim=-1)
+        query = query + self.modality[0]  # (B, Q, 2d)
         seq = self.seq_dropout(torch.cat(tokens + [query], dim=1))  # (B, S*T + Q, 2d)
 
         num_feature_tokens = len(self.stream_names) * num_feats
