@@ -90,16 +90,17 @@ class Outer:
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("inner.batch_size=0", "config.inner.batch_size: expected >= 1, got 0"),
-        ("inner.lr=2", "config.inner.lr: expected > 0, <= 1, got 2.0"),
-        ("inner.device=tpu", r"config.inner.device: expected cpu|cuda(:\d+)?, got 'tpu'"),
-        ("inner.mode=c", "config.inner.mode: expected one of ('a', 'b'), got 'c'"),
+        ("inner.batch_size=0", "Outer.inner.batch_size: expected >= 1, got 0"),
+        ("inner.lr=2", "Outer.inner.lr: expected > 0, <= 1, got 2.0"),
+        ("inner.device=tpu", r"Outer.inner.device: expected cpu|cuda(:\d+)?, got 'tpu'"),
+        ("inner.mode=c", "Outer.inner.mode: expected one of ('a', 'b'), got 'c'"),
     ],
 )
 def test_limits_refuse_values_naming_the_field(override, message):
     with pytest.raises(ConfigError) as caught:
         load_config(Outer, None, [override])
-    assert str(caught.value) == message
+    # an override's error names the override, then the field and what was expected
+    assert str(caught.value) == f"override {override!r}: {message}"
 
 
 def test_limits_pass_in_range_values_and_none():
