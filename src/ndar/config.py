@@ -178,6 +178,55 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+def _read_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    loaded = yaml.safe_load(path.read_text())
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded or {}
+
+
+def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` over `base`: sections merge key by key, any other value (lists too) replaces the base's."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+BASE_KEY = "_base_"
+
+
+def is_base_file(path: str | Path) -> bool:
+    """A shared base (`_base*.yaml`): loaded through the configs that name it, never run on its own."""
+    return Path(path).name.startswith("_base")
+
+
+def read_yaml_with_base(path: str | Path) -> dict[str, Any]:
+    """The mapping in YAML file `path`, deep-merged over the file its `_base_` key names (relative to
+    `path`). One level only: a chain of bases hides where a value comes from, which is the thing a
+    reader of a fine-tune config most needs to see, so a base with its own `_base_` is refused."""
+    path = Path(path)
+    data = _read_mapping(path)
+    if BASE_KEY not in data:
+        return data
+    base_name = data.pop(BASE_KEY)
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base_name!r}")
+    base_path = path.parent / base_name
+    base = _read_mapping(base_path)
+    if BASE_KEY in base:
+        raise ConfigError(
+            f"{base_path}: a base config may not have its own {BASE_KEY} (one level of inheritance only; "
+            f"it is the base of {path})"
+        )
+    return deep_merge(base, data)
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> T:
@@ -185,13 +234,7 @@ def load_config(
     data: dict[str, Any] = {}
     where = "config"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text())
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_yaml_with_base(path)
         where = str(path)
     for key, value in parse_overrides(overrides).items():
         _set_dotted(data, key, value)

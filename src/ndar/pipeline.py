@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ndar.config import load_config, save_config
+from ndar.config import load_config, read_yaml_with_base, save_config
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 
@@ -163,7 +163,7 @@ def derive_config(base: str | Path, updates: dict, out: Path) -> Path:
     base = Path(base)
     if not base.is_file():
         raise StageError(f"stage config not found: {base}")
-    data = yaml.safe_load(base.read_text()) or {}
+    data = read_yaml_with_base(base)  # the derived file lives elsewhere: its `_base_` is resolved here
     for key, value in updates.items():
         _set_nested(data, key, value)
     out.parent.mkdir(parents=True, exist_ok=True)
