@@ -15,11 +15,11 @@ import pytest
 
 from ndar.baseline.config import BaselineConfig
 from ndar.config import BASE_KEY, is_base_file, load_config, read_yaml_with_base
-from ndar.data.prepare import PrepareConfig
+from ndar.data.config import PrepareConfig
 from ndar.ensemble.config import EnsembleConfig
 from ndar.extract.config import ExtractConfig
 from ndar.finetune.config import FinetuneConfig
-from ndar.heads.runner import HeadsConfig, head_config
+from ndar.heads.config import HeadsConfig, head_config
 from ndar.pipeline import MainConfig
 
 ROOT = Path(__file__).resolve().parents[2]

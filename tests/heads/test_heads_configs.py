@@ -5,8 +5,9 @@ import pytest
 
 from ndar.config import load_config
 from ndar.heads.actionformer import ActionFormerConfig, ActionFormerHead
+from ndar.heads.config import HeadsConfig, head_config
 from ndar.heads.logs import TrainLog
-from ndar.heads.runner import HeadsConfig, head_config, resolved
+from ndar.heads.runner import resolved
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "heads").glob("actionformer*.yaml"))

@@ -6,8 +6,9 @@ import pytest
 
 from ndar.cli import main as cli_main
 from ndar.config import ConfigError, load_config
+from ndar.heads.config import HeadsConfig
 from ndar.heads.io import read_predictions
-from ndar.heads.runner import HeadsConfig, run_predict, run_train
+from ndar.heads.runner import run_predict, run_train
 
 REPO = Path(__file__).resolve().parents[2]
 
