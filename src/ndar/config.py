@@ -260,8 +260,14 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(saved: str | Path, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
     """How `cfg` differs from the config saved at `saved`, as 'key: old -> new' lines (dotted keys;
     keys under an `ignore` prefix skipped). Lets a stage refuse to reuse outputs made otherwise."""
-    old = _flatten(yaml.safe_load(Path(saved).read_text()) or {})
-    new = _flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)) or {})
+    old = yaml.safe_load(Path(saved).read_text()) or {}
+    return dict_changes(old, to_dict(cfg), ignore)
+
+
+def dict_changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """`config_changes` between two plain mappings (e.g. a config stored inside a JSON record)."""
+    old = _flatten(yaml.safe_load(yaml.safe_dump(old, sort_keys=False)) or {})
+    new = _flatten(yaml.safe_load(yaml.safe_dump(new, sort_keys=False)) or {})
     keys = [
         k for k in dict.fromkeys([*old, *new]) if not any(k == i or k.startswith(i + ".") for i in ignore)
     ]
