@@ -48,6 +48,7 @@ class SynthConfig:
     distractor_rate: float = 1.0  # weak look-alike motions per 10 s of normal driving
     amp_low: float = 0.6  # per driver and class: activity amplitude drawn from [amp_low, amp_high]
     amp_high: float = 1.1
+    overwrite: bool = False  # replace a dataset of other settings in `out` (else refused)
 
     @property
     def n_test_drivers(self) -> int:
