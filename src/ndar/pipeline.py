@@ -25,23 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ndar.config import load_config, read_yaml_with_base, save_config
+from ndar.synth.config import MainJobSynthConfig
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SynthSection:
-    """The embedded synthetic dataset, generated when `data_root` is not given."""
-
-    out: Path = Path("data/synthetic")  # where the dataset is written
-    drivers: int = 8  # A1 (labelled) drivers, two sessions each
-    test_drivers: int = 2  # A2 (test) drivers
-    seed: int = 0
-    fps: float = 10.0
-    size: str = "160x120"  # WxH
-    time_scale: float = 0.25  # compress the real timelines (about 8 min) by this factor
 
 
 @dataclass
@@ -54,7 +42,9 @@ class MainConfig:
     data_root: Path | None = None  # official data (folder with A1/ and A2/); None -> synthetic
     labels_dir: Path | None = None  # label CSVs kept outside the driver folders
     ground_truth: Path | None = None  # A2 ground truth (submission format) to score against, if known
-    synth: SynthSection = field(default_factory=SynthSection)
+    # the embedded synthetic dataset, generated when `data_root` is not given (SynthConfig fields; the
+    # defaults are the main job's setting)
+    synth: MainJobSynthConfig = field(default_factory=MainJobSynthConfig)
     tracks: list[str] = field(default_factory=lambda: ["k400_vith", "hybrid_vitl", "ego_vitl"])
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     nproc: int = 1  # processes per stage launched through torchrun (1 = plain process)
@@ -243,32 +233,9 @@ class MainJob:
         )
 
     def synth(self) -> None:
-        s = self.cfg.synth
-        marker = s.out / "synth.json"
-        wanted = {"drivers": s.drivers, "test_drivers": s.test_drivers, "seed": s.seed}
-        if marker.is_file() and all(read_json(marker).get(k) == v for k, v in wanted.items()):
-            log.info("synthetic dataset already in %s: skipped", s.out)
-            return
-        argv = [
-            "synth",
-            "--out",
-            str(s.out),
-            "--drivers",
-            str(s.drivers),
-            "--test-drivers",
-            str(s.test_drivers),
-        ]
-        argv += [
-            "--seed",
-            str(s.seed),
-            "--fps",
-            str(s.fps),
-            "--size",
-            s.size,
-            "--time-scale",
-            str(s.time_scale),
-        ]
-        self.stage("synth", argv)
+        # every setting goes through a config file; the stage itself keeps a finished identical dataset
+        path = save_config(self.cfg.synth, self.configs / "synth.yaml")
+        self.stage("synth", ["synth", "--config", str(path)])
 
     def check_data(self) -> None:
         argv = ["check-data", str(self.data_root), "--split", "all"]

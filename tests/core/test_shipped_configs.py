@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ndar.baseline.config import BaselineConfig
-from ndar.config import BASE_KEY, is_base_file, load_config, read_yaml_with_base
+from ndar.config import BASE_KEY, is_base_file, load_config, read_yaml_with_base, to_dict
 from ndar.data.config import PrepareConfig
 from ndar.ensemble.config import EnsembleConfig
 from ndar.extract.config import ExtractConfig
@@ -100,3 +100,20 @@ def test_every_base_file_is_used():
     assert not unused, f"{unused} is named as _base_ by no config under configs/"
     for child in SHIPPED:
         read_yaml_with_base(child)  # a base with its own _base_ is refused here
+
+
+def test_main_job_synth_settings_have_one_source():
+    """The main job's synthetic dataset is MainJobSynthConfig's defaults, whether it comes from the
+    shipped main config or from the benches' MAIN_JOB_ARGS."""
+    import argparse
+
+    from ndar.synth import MAIN_JOB_ARGS
+    from ndar.synth.cli import add_arguments, config_from_args
+    from ndar.synth.config import MainJobSynthConfig
+
+    cfg = load_config(MainConfig, CONFIGS / "main" / "synthetic.yaml")
+    assert cfg.synth == MainJobSynthConfig() and (cfg.synth.fps, cfg.synth.time_scale) == (10.0, 0.25)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    from_args = config_from_args(parser.parse_args(MAIN_JOB_ARGS))
+    assert to_dict(from_args) == to_dict(cfg.synth)
