@@ -8,6 +8,8 @@ Values are checked when loaded, so a wrong one is refused naming its field befor
 the type from the annotation, and the range or choices from the class's `LIMITS` mapping
 (`{"batch_size": ">= 1", "lr": "> 0", "device": r"re:auto|cpu|cuda(:[0-9]+)?"}`, or a tuple of allowed
 values). A `__post_init__` that raises `ConfigError` has its message prefixed with the section.
+A field that was renamed stays in the class's `RENAMED` mapping (`{"old": "new"}`), so a config that
+still uses the old name is refused saying what to write instead, rather than with a bare unknown key.
 """
 
 from __future__ import annotations
@@ -151,6 +153,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a mapping; unknown keys are an error naming the valid keys."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    renamed = {old: new for old, new in getattr(cls, "RENAMED", {}).items() if old in data}
+    if renamed:
+        old, new = next(iter(renamed.items()))
+        raise ConfigError(f"{where}.{old}: renamed to {new!r}; write {new}: {data[old]!r}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")

@@ -124,7 +124,7 @@ def test_diou_loss_1d_hand_worked():
 def test_tiny_actionformer_learns_and_is_deterministic(tmp_path):
     videos = make_videos(n_drivers=6, sessions=2, seed=0)
     train, held = videos[:8], videos[8:]
-    cfg = tiny(epochs=10, batch_size=2, lr=5e-3, val_every=4)
+    cfg = tiny(epochs=10, batch_size=2, lr=5e-3, eval_every=4)
     head = ActionFormerHead(cfg, DIMS, seed=0)
     history = head.fit(train, held, tmp_path / "a")["epochs"]
     assert len(history) == 10 and history[-1]["loss"] < history[0]["loss"]
