@@ -49,16 +49,26 @@ def should_skip(
     through `to_dict`, leaving out the dotted keys in `ignore`."""
     if saved is None:
         return False
-    changes = dict_changes(saved, to_dict(cfg), ignore)
+    changes = refuse_other_settings(stage, out, cfg, saved, overwrite, ignore)
     if overwrite:
         if changes or complete:
             log.info("%s: overwrite=true: redoing %s", stage, out)
         return False
-    if changes:
+    if complete:
+        log.info("%s: %s is complete for these settings; skipped (overwrite=true redoes it)", stage, out)
+    return complete
+
+
+def refuse_other_settings(
+    stage: str, out: Path, cfg: Any, saved: dict, overwrite: bool, ignore: tuple[str, ...] = ("overwrite",)
+) -> list[str]:
+    """The `key: old -> new` changes from `saved` to `cfg`; raises `SettingsChanged` listing them
+    unless `overwrite`. For stages that resume part-finished work (the heads' fold models) and decide
+    themselves what is complete."""
+    changes = dict_changes(saved, to_dict(cfg), ignore)
+    if changes and not overwrite:
         raise SettingsChanged(
             f"{stage}: {out} holds outputs made with other settings ({describe_changes(changes)}): "
             "pass overwrite=true to redo them with the new ones, or choose another output folder"
         )
-    if complete:
-        log.info("%s: %s is complete for these settings; skipped (overwrite=true redoes it)", stage, out)
-    return complete
+    return changes

@@ -43,6 +43,9 @@ class HeadsConfig:
     curve_threshold: float = 0.3  # metrics only: threshold of the one-segment-per-class rule on curves
     curve_smooth: int = 1  # metrics only: moving-average seconds before that rule
     out: Path = Path("runs/heads/actionformer")  # output folder (the prediction source)
+    # train again over fold models of other settings in `out` (every fold is removed first); without it
+    # such a run is refused, listing the changes (ndar.resume)
+    overwrite: bool = False
     actionformer: dict[str, Any] = field(default_factory=dict)  # ActionFormerConfig fields
     tim: dict[str, Any] = field(default_factory=dict)  # TimConfig fields
 

@@ -15,6 +15,7 @@ Output folder (`cfg.out`):
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ndar.config import config_changes, describe_changes, save_config, to_dict
+from ndar.config import save_config, to_dict
 from ndar.data.folds import assign_folds
 from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output
 from ndar.heads.config import HeadsConfig, head_config
 from ndar.heads.io import read_predictions, segments_frame, write_predictions
 from ndar.heads.softnms import batched_soft_nms
+from ndar.resume import refuse_other_settings, saved_settings
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 
@@ -344,16 +346,21 @@ def write_source(
 def check_same_settings(cfg: HeadsConfig) -> None:
     """Fold models already in `out` are reused only if they were trained with these settings
     (`only_folds` may differ: several processes may share one `out`, each with its own folds; `out`
-    itself may differ: a moved folder holds the same models)."""
+    itself may differ: a moved folder holds the same models); `overwrite` removes them all first."""
     saved, folds = Path(cfg.out) / "config.yaml", Path(cfg.out) / "folds"
     if not saved.is_file() or not folds.is_dir() or not any(folds.iterdir()):
         return
-    changes = config_changes(saved, resolved(cfg), ignore=("only_folds", "out"))
-    if changes:
-        raise ValueError(
-            f"{cfg.out} holds fold models trained with other settings ({describe_changes(changes)}): "
-            f"remove {folds} to train them again with the new ones, or choose another out"
-        )
+    refuse_other_settings(
+        "heads",
+        cfg.out,
+        resolved(cfg),
+        saved_settings(saved),
+        cfg.overwrite,
+        ("only_folds", "out", "overwrite"),
+    )
+    if cfg.overwrite:
+        log.info("heads: overwrite=true: removing the fold models in %s", folds)
+        shutil.rmtree(folds)
 
 
 def start_run(cfg: HeadsConfig) -> None:
