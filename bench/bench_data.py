@@ -11,8 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ndar.data.config import PrepareConfig
 from ndar.data.discover import load_dataset
-from ndar.data.prepare import PrepareConfig, run
+from ndar.data.prepare import run
 
 VIEWS = ("Dashboard", "Rear_view", "Right_side_window")
 HEADER = "Filename,Camera View,Activity Type,Start Time,End Time,Label (Primary),Appearance Block"

@@ -162,7 +162,8 @@ def bench_heads(work: Path, epochs: int) -> dict:
     shaped like AI City's: 9-minute sessions, a window every 16 frames at 30 fps, two views of
     1280-d (ViT-H) features; one fold of a 5-fold split (about 80% of 60 sessions train)."""
     from ndar.config import load_config
-    from ndar.heads.runner import HeadsConfig, run_folds
+    from ndar.heads.config import HeadsConfig
+    from ndar.heads.runner import run_folds
     from ndar.heads.synthetic import make_feature_videos
 
     shape = dict(

@@ -8,6 +8,8 @@ Values are checked when loaded, so a wrong one is refused naming its field befor
 the type from the annotation, and the range or choices from the class's `LIMITS` mapping
 (`{"batch_size": ">= 1", "lr": "> 0", "device": r"re:auto|cpu|cuda(:[0-9]+)?"}`, or a tuple of allowed
 values). A `__post_init__` that raises `ConfigError` has its message prefixed with the section.
+A field that was renamed stays in the class's `RENAMED` mapping (`{"old": "new"}`), so a config that
+still uses the old name is refused saying what to write instead, rather than with a bare unknown key.
 """
 
 from __future__ import annotations
@@ -152,6 +154,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass `cls` from a mapping; unknown keys are an error naming the valid keys."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    renamed = {old: new for old, new in getattr(cls, "RENAMED", {}).items() if old in data}
+    if renamed:
+        old, new = next(iter(renamed.items()))
+        raise ConfigError(f"{where}.{old}: renamed to {new!r}; write {new}: {data[old]!r}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
@@ -179,6 +185,55 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+def _read_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    loaded = yaml.safe_load(path.read_text())
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded or {}
+
+
+def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """`child` over `base`: sections merge key by key, any other value (lists too) replaces the base's."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+BASE_KEY = "_base_"
+
+
+def is_base_file(path: str | Path) -> bool:
+    """A shared base (`_base*.yaml`): loaded through the configs that name it, never run on its own."""
+    return Path(path).name.startswith("_base")
+
+
+def read_yaml_with_base(path: str | Path) -> dict[str, Any]:
+    """The mapping in YAML file `path`, deep-merged over the file its `_base_` key names (relative to
+    `path`). One level only: a chain of bases hides where a value comes from, which is the thing a
+    reader of a fine-tune config most needs to see, so a base with its own `_base_` is refused."""
+    path = Path(path)
+    data = _read_mapping(path)
+    if BASE_KEY not in data:
+        return data
+    base_name = data.pop(BASE_KEY)
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name, got {base_name!r}")
+    base_path = path.parent / base_name
+    base = _read_mapping(base_path)
+    if BASE_KEY in base:
+        raise ConfigError(
+            f"{base_path}: a base config may not have its own {BASE_KEY} (one level of inheritance only; "
+            f"it is the base of {path})"
+        )
+    return deep_merge(base, data)
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> T:
@@ -186,16 +241,7 @@ def load_config(
     data: dict[str, Any] = {}
     where = "config"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = read_yaml_with_base(path)
         where = str(path)
     merged = copy.deepcopy(data)
     for key, value in parse_overrides(overrides).items():
@@ -253,8 +299,14 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(saved: str | Path, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
     """How `cfg` differs from the config saved at `saved`, as 'key: old -> new' lines (dotted keys;
     keys under an `ignore` prefix skipped). Lets a stage refuse to reuse outputs made otherwise."""
-    old = _flatten(yaml.safe_load(Path(saved).read_text()) or {})
-    new = _flatten(yaml.safe_load(yaml.safe_dump(to_dict(cfg), sort_keys=False)) or {})
+    old = yaml.safe_load(Path(saved).read_text()) or {}
+    return dict_changes(old, to_dict(cfg), ignore)
+
+
+def dict_changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """`config_changes` between two plain mappings (e.g. a config stored inside a JSON record)."""
+    old = _flatten(yaml.safe_load(yaml.safe_dump(old, sort_keys=False)) or {})
+    new = _flatten(yaml.safe_load(yaml.safe_dump(new, sort_keys=False)) or {})
     keys = [
         k for k in dict.fromkeys([*old, *new]) if not any(k == i or k.startswith(i + ".") for i in ignore)
     ]

@@ -31,25 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ndar.config import load_config, parse_overrides, save_config
+from ndar.config import load_config, parse_overrides, read_yaml_with_base, save_config
+from ndar.synth.config import MainJobSynthConfig
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 from ndar.utils.progress import format_seconds
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SynthSection:
-    """The embedded synthetic dataset, generated when `data_root` is not given."""
-
-    out: Path = Path("data/synthetic")  # where the dataset is written
-    drivers: int = 8  # A1 (labelled) drivers, two sessions each
-    test_drivers: int = 2  # A2 (test) drivers
-    seed: int = 0
-    fps: float = 10.0
-    size: str = "160x120"  # WxH
-    time_scale: float = 0.25  # compress the real timelines (about 8 min) by this factor
 
 
 @dataclass
@@ -62,7 +50,9 @@ class MainConfig:
     data_root: Path | None = None  # official data (folder with A1/ and A2/); None -> synthetic
     labels_dir: Path | None = None  # label CSVs kept outside the driver folders
     ground_truth: Path | None = None  # A2 ground truth (submission format) to score against, if known
-    synth: SynthSection = field(default_factory=SynthSection)
+    # the embedded synthetic dataset, generated when `data_root` is not given (SynthConfig fields; the
+    # defaults are the main job's setting)
+    synth: MainJobSynthConfig = field(default_factory=MainJobSynthConfig)
     tracks: list[str] = field(default_factory=lambda: ["k400_vith", "hybrid_vitl", "ego_vitl"])
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     nproc: int = 1  # processes per stage launched through torchrun (1 = plain process)
@@ -180,7 +170,7 @@ def derive_config(base: str | Path, updates: dict, out: Path, overrides: list[st
     base = Path(base)
     if not base.is_file():
         raise StageError(f"stage config not found: {base}")
-    data = yaml.safe_load(base.read_text()) or {}
+    data = read_yaml_with_base(base)  # the derived file lives elsewhere: its `_base_` is resolved here
     for key, value in {**updates, **parse_overrides(list(overrides))}.items():
         _set_nested(data, key, value)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -389,36 +379,9 @@ class MainJob:
         return names + ["ensemble"]
 
     def synth(self) -> None:
-        s = self.cfg.synth
-        marker = s.out / "synth.json"
-        wanted = {"drivers": s.drivers, "test_drivers": s.test_drivers, "seed": s.seed}
-        if marker.is_file() and all(read_json(marker).get(k) == v for k, v in wanted.items()):
-            with self.lock:
-                self.started += 1
-                self.timings["synth"] = self.known_seconds().get("synth", 0.0)
-                self.skipped.append("synth")
-            log.info("[%d/%d] synth: skipped (done: %s)", self.started, len(self.planned), s.out)
-            return
-        argv = [
-            "synth",
-            "--out",
-            str(s.out),
-            "--drivers",
-            str(s.drivers),
-            "--test-drivers",
-            str(s.test_drivers),
-        ]
-        argv += [
-            "--seed",
-            str(s.seed),
-            "--fps",
-            str(s.fps),
-            "--size",
-            s.size,
-            "--time-scale",
-            str(s.time_scale),
-        ]
-        self.stage("synth", argv, outputs=[marker])
+        # every setting goes through a config file; the stage itself keeps a finished identical dataset
+        path = save_config(self.cfg.synth, self.configs / "synth.yaml")
+        self.stage("synth", ["synth", "--config", str(path)], outputs=[self.cfg.synth.out / "synth.json"])
 
     def check_data(self) -> None:
         argv = ["check-data", str(self.data_root), "--split", "all"]

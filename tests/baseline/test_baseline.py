@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 
@@ -12,6 +13,7 @@ from ndar.baseline import BaselineConfig, run
 from ndar.baseline.features import add_context, per_second_features
 from ndar.baseline.run import labels_per_second
 from ndar.data.records import Segment, SessionRecord
+from ndar.resume import SettingsChanged
 from ndar.synth import SynthConfig, generate
 
 
@@ -64,6 +66,13 @@ def test_baseline_end_to_end(tiny_dataset, tmp_path):
     stamp = (out / "metrics.json").stat().st_mtime_ns
     run(cfg)
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    # other settings over the same folder are refused, naming the change; overwrite redoes the run
+    changed = dataclasses.replace(cfg, threshold=0.5)
+    with pytest.raises(SettingsChanged, match=r"threshold: 0.25 -> 0.5"):
+        run(changed)
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    redone = run(dataclasses.replace(changed, overwrite=True))
+    assert redone["config"]["threshold"] == 0.5 and (out / "metrics.json").stat().st_mtime_ns != stamp
 
 
 def test_baseline_rejects_a_missing_view(tiny_dataset, tmp_path):

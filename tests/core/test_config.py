@@ -109,3 +109,34 @@ def test_limits_pass_in_range_values_and_none():
     )
     assert (cfg.inner.batch_size, cfg.inner.lr, cfg.inner.device) == (1, 1.0, "cuda:0")
     assert load_config(Outer, None, []).inner.lr is None
+
+
+def test_base_inheritance_deep_merges_the_child_over_its_base(tmp_path):
+    (tmp_path / "_base_.yaml").write_text("name: b\ntrain: {epochs: 3, lr: 0.5, views: [rear, dashboard]}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: _base_.yaml\ntrain: {epochs: 7, views: [right]}\n")
+    cfg = load_config(Cfg, child, ["train.lr=0.25"])
+    # the section merges key by key, a list replaces the base's, an override comes last
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.train.views) == ("b", 7, 0.25, ["right"])
+
+
+def test_base_is_resolved_relative_to_the_child(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "_base_.yaml").write_text("name: from_base\n")
+    (tmp_path / "sub" / "c.yaml").write_text("_base_: _base_.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(Cfg, Path("sub/c.yaml")).name == "from_base"
+
+
+def test_a_base_with_its_own_base_is_refused(tmp_path):
+    (tmp_path / "_base_root.yaml").write_text("name: r\n")
+    (tmp_path / "_base_.yaml").write_text("_base_: _base_root.yaml\nseed: 1\n")
+    (tmp_path / "c.yaml").write_text("_base_: _base_.yaml\n")
+    with pytest.raises(ConfigError, match=r"_base_\.yaml: a base config may not have its own _base_"):
+        load_config(Cfg, tmp_path / "c.yaml")
+
+
+def test_a_missing_base_names_the_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("_base_: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
+        load_config(Cfg, tmp_path / "c.yaml")

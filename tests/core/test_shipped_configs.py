@@ -2,7 +2,9 @@
 
 A config that no test loads goes stale silently (a renamed field is only found when someone runs
 it), so the mapping below is the single list of config folders: a YAML in a folder it does not name
-fails `test_every_config_folder_is_mapped`, and the new folder must be added here.
+fails `test_every_config_folder_is_mapped`, and the new folder must be added here. A shared base
+(`_base*.yaml`) is not a stage config: it is loaded through the configs that name it, and every base
+must be named by one (`test_every_base_file_is_used`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from ndar.baseline.config import BaselineConfig
-from ndar.config import load_config
-from ndar.data.prepare import PrepareConfig
+from ndar.config import BASE_KEY, is_base_file, load_config, read_yaml_with_base, to_dict
+from ndar.data.config import PrepareConfig
 from ndar.ensemble.config import EnsembleConfig
 from ndar.extract.config import ExtractConfig
 from ndar.finetune.config import FinetuneConfig
-from ndar.heads.runner import HeadsConfig, head_config
+from ndar.heads.config import HeadsConfig, head_config
 from ndar.pipeline import MainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +35,9 @@ CONFIG_CLASSES: dict[str, type] = {
     "prepare": PrepareConfig,
 }
 
-SHIPPED = sorted([*CONFIGS.rglob("*.yaml"), *CONFIGS.rglob("*.yml")])
+ALL_YAML = sorted([*CONFIGS.rglob("*.yaml"), *CONFIGS.rglob("*.yml")])
+SHIPPED = [p for p in ALL_YAML if not is_base_file(p)]
+BASES = [p for p in ALL_YAML if is_base_file(p)]
 
 
 def folder_of(path: Path) -> str:
@@ -81,3 +85,35 @@ def test_main_config_names_stage_configs_that_load(path):
         loaded = load_config(cls, ROOT / name)
         if isinstance(loaded, HeadsConfig):
             head_config(loaded)
+
+
+def test_every_base_file_is_used():
+    """A base no config names would be loaded by no test: it must be a child's `_base_`."""
+    import yaml
+
+    named = {
+        (p.parent / data[BASE_KEY]).resolve()
+        for p in SHIPPED
+        if isinstance(data := yaml.safe_load(p.read_text()) or {}, dict) and BASE_KEY in data
+    }
+    unused = [rel(b) for b in BASES if b.resolve() not in named]
+    assert not unused, f"{unused} is named as _base_ by no config under configs/"
+    for child in SHIPPED:
+        read_yaml_with_base(child)  # a base with its own _base_ is refused here
+
+
+def test_main_job_synth_settings_have_one_source():
+    """The main job's synthetic dataset is MainJobSynthConfig's defaults, whether it comes from the
+    shipped main config or from the benches' MAIN_JOB_ARGS."""
+    import argparse
+
+    from ndar.synth import MAIN_JOB_ARGS
+    from ndar.synth.cli import add_arguments, config_from_args
+    from ndar.synth.config import MainJobSynthConfig
+
+    cfg = load_config(MainConfig, CONFIGS / "main" / "synthetic.yaml")
+    assert cfg.synth == MainJobSynthConfig() and (cfg.synth.fps, cfg.synth.time_scale) == (10.0, 0.25)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    from_args = config_from_args(parser.parse_args(MAIN_JOB_ARGS))
+    assert to_dict(from_args) == to_dict(cfg.synth)

@@ -11,8 +11,9 @@ import yaml
 
 from ndar.cli import main
 from ndar.config import load_config
+from ndar.data.config import PrepareConfig
 from ndar.data.folds import read_folds
-from ndar.data.prepare import PrepareConfig, run
+from ndar.data.prepare import run
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "prepare" / "default.yaml")
 

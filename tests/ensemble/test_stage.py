@@ -1,5 +1,6 @@
 """The whole ensemble stage on tiny synthetic sources; feature sets as sources; the notebook."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from ndar.cli import main as cli_main
 from ndar.data.discover import load_dataset
 from ndar.ensemble import run
 from ndar.ensemble.sources import feature_set_source, load_source
+from ndar.resume import SettingsChanged
 from ndar.submission import read_submission, validate_submission
 
 
@@ -58,6 +60,16 @@ def test_same_seed_same_bytes_and_resume(bench, tiny_config, first_run, tmp_path
     marker.write_text("untouched\n")
     assert run(again) == json.loads((tmp_path / "tiny" / "done.json").read_text())["result"]
     assert marker.read_text() == "untouched\n"  # finished run skipped
+
+
+@pytest.mark.slow
+def test_other_settings_over_a_finished_run_are_refused(first_run):
+    cfg, _ = first_run
+    done = cfg.out_dir / cfg.run_name / "done.json"
+    before = done.read_text()
+    with pytest.raises(SettingsChanged, match=r"ensemble: .*\(seed: 0 -> 1\): pass overwrite=true"):
+        run(dataclasses.replace(cfg, seed=1))
+    assert done.read_text() == before  # nothing was redone
 
 
 @pytest.mark.slow

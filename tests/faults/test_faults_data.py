@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from ndar.cli import main
-from ndar.data.prepare import PrepareConfig
+from ndar.data.config import PrepareConfig
 from ndar.data.prepare import run as prepare
 
 HEADER = "Filename,Camera View,Activity Type,Start Time,End Time,Label (Primary),Appearance Block"

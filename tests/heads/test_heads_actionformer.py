@@ -8,8 +8,9 @@ from ndar.heads.actionformer.head import crop_length, random_crop
 from ndar.heads.actionformer.model import ActionFormerNet, ConvAttention, local_attention_mask
 from ndar.heads.actionformer.targets import assign_targets, diou_loss_1d, pyramid_points
 from ndar.heads.base import get_head
+from ndar.heads.config import HeadsConfig
 from ndar.heads.io import segments_frame
-from ndar.heads.runner import HeadsConfig, score_predictions
+from ndar.heads.runner import score_predictions
 
 DIMS = {"rear": 8, "dashboard": 8}
 
@@ -160,7 +161,7 @@ def test_diou_loss_1d_hand_worked():
 def test_tiny_actionformer_learns_and_is_deterministic(tmp_path):
     videos = make_videos(n_drivers=6, sessions=2, seed=0)
     train, held = videos[:8], videos[8:]
-    cfg = tiny(epochs=10, batch_size=2, lr=5e-3, val_every=4)
+    cfg = tiny(epochs=10, batch_size=2, lr=5e-3, eval_every=4)
     head = ActionFormerHead(cfg, DIMS, seed=0)
     history = head.fit(train, held, tmp_path / "a")["epochs"]
     assert len(history) == 10 and history[-1]["loss"] < history[0]["loss"]

@@ -3,10 +3,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ndar.config import load_config
+from ndar.config import ConfigError, load_config
 from ndar.heads.actionformer import ActionFormerConfig, ActionFormerHead
+from ndar.heads.config import HeadsConfig, head_config
 from ndar.heads.logs import TrainLog
-from ndar.heads.runner import HeadsConfig, head_config, resolved
+from ndar.heads.runner import resolved
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "heads").glob("actionformer*.yaml"))
@@ -61,3 +62,28 @@ def test_tim_defaults_to_recognition_and_the_real_config_is_official():
     assert TimConfig().mode == "recognition"  # the official model; detection is ndar's own (docs/tim.md)
     tim = head_config(load_config(HeadsConfig, REPO / "configs" / "heads" / "tim.yaml"))
     assert (tim.mode, tim.train_window_stride, tim.epochs) == ("recognition", 1.0, 100)
+
+
+SHARED_NAMES = ("warmup_epochs", "eval_every", "nms_min_score", "nms_sigma", "epochs", "batch_size", "lr")
+
+
+@pytest.mark.parametrize("head", ["tim", "actionformer"])
+def test_both_heads_use_the_same_names_for_the_same_settings(head):
+    import dataclasses
+
+    cls = head_config(HeadsConfig(head=head)).__class__
+    assert set(SHARED_NAMES) <= {f.name for f in dataclasses.fields(cls)}
+
+
+@pytest.mark.parametrize(
+    "head, old, new",
+    [
+        ("tim", "warmup", "warmup_epochs"),
+        ("actionformer", "val_every", "eval_every"),
+        ("actionformer", "min_score", "nms_min_score"),
+    ],
+)
+def test_an_old_head_setting_name_is_refused_naming_the_new_one(head, old, new):
+    cfg = load_config(HeadsConfig, None, [f"head={head}", f"{head}.{old}=3"])
+    with pytest.raises(ConfigError, match=rf"^{head}\.{old}: renamed to '{new}'; write {new}: 3$"):
+        head_config(cfg)

@@ -6,8 +6,10 @@ import pytest
 
 from ndar.cli import main as cli_main
 from ndar.config import ConfigError, load_config
+from ndar.heads.config import HeadsConfig
 from ndar.heads.io import read_predictions
-from ndar.heads.runner import HeadsConfig, run_predict, run_train
+from ndar.heads.runner import run_predict, run_train
+from ndar.resume import SettingsChanged
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,9 +135,12 @@ def test_fold_models_trained_with_other_settings_are_not_reused(synthetic_datase
     run_train(tiny_config(ds, out, only_folds="[0]"))
     run_train(tiny_config(ds, out))  # only_folds may differ: the other folds are added
     stamp = (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns
-    with pytest.raises(ValueError, match=r"other settings \(folds: 3 -> 2\).*remove"):
+    with pytest.raises(SettingsChanged, match=r"heads: .* other settings \(folds: 3 -> 2\).*overwrite=true"):
         run_train(tiny_config(ds, out, folds=2))
     assert (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns == stamp
     assert (
         "folds: 3" in (out / "config.yaml").read_text().splitlines()
     )  # the saved config still tells the truth
+    run_train(tiny_config(ds, out, folds=2, overwrite="true"))  # redone: the 3-fold models are gone
+    assert sorted(p.name for p in (out / "folds").iterdir()) == ["fold_0", "fold_1"]
+    assert "folds: 2" in (out / "config.yaml").read_text().splitlines()

@@ -37,7 +37,7 @@ def tiny(mode: str, **over) -> TimConfig:
         label_smoothing=0.1,
         lr=3e-3,
         epochs=8,
-        warmup=1,
+        warmup_epochs=1,
         batch_size=16,
         pre_nms_topk=300,
         max_segments=50,

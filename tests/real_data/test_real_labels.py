@@ -27,9 +27,9 @@ from real_files import (
 )
 
 from ndar.cli import main as cli_main
+from ndar.data.config import PrepareConfig
 from ndar.data.discover import load_dataset
 from ndar.data.labels import read_label_file
-from ndar.data.prepare import PrepareConfig
 from ndar.data.prepare import run as prepare
 
 # The real defects, as errors on these rows (SOURCES.md lists them); nothing else may be an error.

@@ -6,15 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ndar.resume import SettingsChanged
 from ndar.synth import SynthConfig, generate
 from ndar.synth.body import animate, make_driver
 from ndar.synth.generate import format_time
 from ndar.synth.timeline import make_timeline, perturb_timeline
+from ndar.utils.io import read_json
 
 TINY = dict(
     drivers=1,
@@ -178,8 +181,17 @@ def test_resume_keeps_a_finished_dataset_and_refuses_another(dataset):
     stamp = (dataset / "synth.json").stat().st_mtime_ns
     generate(SynthConfig(out=dataset, seed=3, workers=1, **TINY))
     assert (dataset / "synth.json").stat().st_mtime_ns == stamp and _digest(dataset) == before
-    with pytest.raises(FileExistsError, match="another synthetic dataset"):
+    with pytest.raises(SettingsChanged, match=r"synth: .*\(seed: 3 -> 99\): pass overwrite=true"):
         generate(SynthConfig(out=dataset, seed=99, workers=1, **TINY))
+    assert _digest(dataset) == before
+
+
+def test_overwrite_replaces_a_dataset_of_other_settings(dataset, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    generate(SynthConfig(out=copy, seed=4, workers=1, overwrite=True, **(TINY | {"views": ["rear"]})))
+    assert read_json(copy / "synth.json")["config"]["seed"] == 4
+    assert not list(copy.rglob("*Dashboard*"))  # the other dataset's files are gone
 
 
 def test_timeline_follows_the_rules():

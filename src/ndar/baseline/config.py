@@ -33,3 +33,4 @@ class BaselineConfig:
     fold_seed: int = 0  # seed of the driver -> fold assignment (the heads' `fold_seed`)
     seed: int = 0
     workers: int = 2  # processes decoding videos in parallel
+    overwrite: bool = False  # redo a run whose `out` holds outputs of other settings (else refused)

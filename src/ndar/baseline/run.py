@@ -20,11 +20,15 @@ from ndar.baseline.config import BaselineConfig
 from ndar.baseline.features import add_context, per_second_features, read_grey_thumbnails
 from ndar.config import save_config, to_dict
 from ndar.data.records import SessionRecord
+from ndar.resume import saved_settings, should_skip
 from ndar.taxonomy import NUM_CLASSES
 from ndar.utils.io import read_json, write_json
 from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
+
+# settings that do not change the results: where they go, how many processes decode
+RESUME_IGNORED = ("overwrite", "out", "workers")
 
 
 def session_features(session: SessionRecord, cfg: BaselineConfig) -> dict[str, np.ndarray]:
@@ -130,11 +134,9 @@ def run(cfg: BaselineConfig) -> dict:
 
     out = Path(cfg.out)
     metrics_path = out / "metrics.json"
-    if metrics_path.is_file() and (out / "config.yaml").is_file():
-        done = read_json(metrics_path)
-        if done.get("config") == to_dict(cfg):
-            log.info("baseline: %s is complete for this config; nothing to do", out)
-            return done
+    saved = saved_settings(out / "config.yaml")
+    if should_skip("baseline", out, cfg, saved, metrics_path.is_file(), cfg.overwrite, RESUME_IGNORED):
+        return read_json(metrics_path)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     timings: dict[str, float] = {}

@@ -68,3 +68,5 @@ class EnsembleConfig:
     """seed of the stacker and of the tuner's parameter order"""
     report_timelines: int = 32
     """at most this many videos get a timeline plot in report.html, A2 first (the real A2 has 30; 0 = none)"""
+    overwrite: bool = False
+    """redo a run whose folder holds outputs of other settings (without it such a run is refused)"""

@@ -28,10 +28,14 @@ from ndar.ensemble.sources import PredictionSource, feature_set_source, load_sou
 from ndar.ensemble.stacker import fit_stacker
 from ndar.ensemble.tuning import EnsembleParams, ground_truth_frame, predict, tune
 from ndar.metrics.mos import mos
+from ndar.resume import saved_settings, should_skip
 from ndar.submission import read_submission, validate_submission, write_submission
 from ndar.utils.io import atomic_write_text, read_json, write_json
 
 log = logging.getLogger(__name__)
+
+# settings that do not change the results: where the run folder is
+RESUME_IGNORED = ("overwrite", "out_dir", "run_name")
 
 Truth = dict[str, list[tuple[int, float, float]]]
 
@@ -316,9 +320,8 @@ def run(cfg: EnsembleConfig) -> dict:
     """Fuse, tune, predict A2, write and validate the submission, write the reports; returns metrics."""
     run_dir = Path(cfg.out_dir) / cfg.run_name
     done_path = run_dir / "done.json"
-    resolved = json.loads(json.dumps(to_dict(cfg), default=str))  # as done.json stores it
-    if done_path.is_file() and read_json(done_path).get("config") == resolved:
-        log.info("ensemble %s already complete: %s", cfg.run_name, run_dir)
+    saved = saved_settings(run_dir / "config.yaml")
+    if should_skip("ensemble", run_dir, cfg, saved, done_path.is_file(), cfg.overwrite, RESUME_IGNORED):
         return read_json(done_path)["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
@@ -379,6 +382,7 @@ def run(cfg: EnsembleConfig) -> dict:
         "timings": timings,
     }
     write_json(run_dir / "metrics.json", result)
+    resolved = json.loads(json.dumps(to_dict(cfg), default=str))
     write_json(done_path, {"config": resolved, "result": result})
     log.info(
         "ensemble %s: OOF mOS %.4f, test mOS %s -> %s",

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ndar.heads.runner import HeadsConfig, run_predict, run_train
+    from ndar.heads.config import HeadsConfig
+    from ndar.heads.runner import run_predict, run_train
 
     overrides = list(args.overrides)
     if args.head:

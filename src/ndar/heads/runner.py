@@ -15,64 +15,26 @@ Output folder (`cfg.out`):
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ndar.config import config_changes, describe_changes, from_dict, save_config, to_dict
+from ndar.config import save_config, to_dict
 from ndar.data.folds import assign_folds
-from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output, get_head
+from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output
+from ndar.heads.config import HeadsConfig, head_config
 from ndar.heads.io import read_predictions, segments_frame, write_predictions
 from ndar.heads.softnms import batched_soft_nms
+from ndar.resume import refuse_other_settings, saved_settings
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class HeadsConfig:
-    """One heads run: which head, on which feature sets, how many folds, where to write."""
-
-    head: str = "actionformer"  # registered head name: "actionformer" | "tim"
-    data_root: Path = Path("data/synthetic")  # dataset root holding A1/ and A2/
-    labels_dir: Path | None = None  # label CSVs kept outside A1/ (None: inside the driver folders)
-    features_root: Path = Path("runs/features")  # <features>/<track>/<view>/<video_stem>.npz
-    feature_sets: list[str] = field(default_factory=lambda: ["k400_vith/rear", "k400_vith/dashboard"])
-    trim_mismatch: bool = (
-        False  # cut views of different lengths to the common length (warning) instead of failing
-    )
-    inputs: str = "features"  # what each window gives the head: features | probs | log_probs (see data.py)
-    # More training sequences: the same views of these tracks for the same sessions (the run's own
-    # track is skipped, so the main job can list every track). Only with probs / log_probs, which mean
-    # the same thing whatever the backbone. A fold trains on them for its own training sessions only;
-    # predictions and metrics stay on `feature_sets` (docs/heads.md, "Training on other tracks").
-    extra_train_tracks: list[str] = field(default_factory=list)
-    folds: int = 5  # k of the k-fold split by driver
-    fold_seed: int = 0  # seed of the driver -> fold assignment
-    seed: int = 0  # training seed; fold k trains with seed + k
-    only_folds: list[int] = field(default_factory=list)  # train just these folds (empty: all); OOF needs all
-    predict_test: bool = True  # also predict A2 (test/) with every fold model
-    merge_sigma: float = 0.5  # Soft-NMS sigma when pooling the fold models' A2 segments
-    max_segments: int = 200  # segments kept per video after merging fold models
-    tious: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5])  # mAP thresholds
-    curve_threshold: float = 0.3  # metrics only: threshold of the one-segment-per-class rule on curves
-    curve_smooth: int = 1  # metrics only: moving-average seconds before that rule
-    out: Path = Path("runs/heads/actionformer")  # output folder (the prediction source)
-    actionformer: dict[str, Any] = field(default_factory=dict)  # ActionFormerConfig fields
-    tim: dict[str, Any] = field(default_factory=dict)  # TimConfig fields
-
-
-def head_config(cfg: HeadsConfig) -> Any:
-    """The selected head's typed config, built from its section (unknown keys are an error)."""
-    entry = get_head(cfg.head)
-    section = getattr(cfg, cfg.head, None) or {}  # a head without a section here runs on its defaults
-    return from_dict(entry.config_cls, dict(section), where=cfg.head)
 
 
 def resolved(cfg: HeadsConfig) -> dict:
@@ -384,16 +346,21 @@ def write_source(
 def check_same_settings(cfg: HeadsConfig) -> None:
     """Fold models already in `out` are reused only if they were trained with these settings
     (`only_folds` may differ: several processes may share one `out`, each with its own folds; `out`
-    itself may differ: a moved folder holds the same models)."""
+    itself may differ: a moved folder holds the same models); `overwrite` removes them all first."""
     saved, folds = Path(cfg.out) / "config.yaml", Path(cfg.out) / "folds"
     if not saved.is_file() or not folds.is_dir() or not any(folds.iterdir()):
         return
-    changes = config_changes(saved, resolved(cfg), ignore=("only_folds", "out"))
-    if changes:
-        raise ValueError(
-            f"{cfg.out} holds fold models trained with other settings ({describe_changes(changes)}): "
-            f"remove {folds} to train them again with the new ones, or choose another out"
-        )
+    refuse_other_settings(
+        "heads",
+        cfg.out,
+        resolved(cfg),
+        saved_settings(saved),
+        cfg.overwrite,
+        ("only_folds", "out", "overwrite"),
+    )
+    if cfg.overwrite:
+        log.info("heads: overwrite=true: removing the fold models in %s", folds)
+        shutil.rmtree(folds)
 
 
 def start_run(cfg: HeadsConfig) -> None:

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, help="multiplies durations and gaps (default 1.0)")
     parser.add_argument("--views", help="comma-separated subset of dashboard,rear,right (default all three)")
     parser.add_argument("--workers", type=int, help="parallel processes (default 2)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a dataset of other settings in --out"
+    )
     parser.add_argument("overrides", nargs="*", help="extra SynthConfig fields as key=value (e.g. noise=4)")
 
 
@@ -54,6 +57,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         overrides += [f"width={args.size[0]}", f"height={args.size[1]}"]
     if args.views:
         overrides.append(f"views=[{args.views}]")
+    if getattr(args, "overwrite", False):
+        overrides.append("overwrite=true")
     return load_config(SynthConfig, args.config, overrides)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ndar import __version__, taxonomy
 from ndar.config import to_dict
+from ndar.resume import should_skip
 from ndar.synth.body import animate, make_driver
 from ndar.synth.config import SynthConfig
 from ndar.synth.encode import write_video
@@ -178,7 +179,9 @@ def _metadata(cfg: SynthConfig, plans: list[SessionPlan], frames: dict[tuple[str
         "generator": "ndar.synth",
         "generator_version": GENERATOR_VERSION,
         "ndar_version": __version__,
-        "config": to_dict(cfg) | {"out": None, "workers": None},
+        # what the bytes depend on: not where they go, how many processes write them, or overwrite
+        "config": {k: v for k, v in to_dict(cfg).items() if k != "overwrite"}
+        | {"out": None, "workers": None},
         "sessions": [
             {
                 "split": p.split,
@@ -195,21 +198,33 @@ def _metadata(cfg: SynthConfig, plans: list[SessionPlan], frames: dict[tuple[str
     }
 
 
+def remove_dataset(out: Path) -> None:
+    """Delete what `generate` wrote in `out` (nothing else in the folder)."""
+    import shutil
+
+    for split in ("A1", "A2"):
+        shutil.rmtree(out / split, ignore_errors=True)
+    for name in ("A2_ground_truth.txt", "synth.json"):
+        (out / name).unlink(missing_ok=True)
+
+
 def generate(cfg: SynthConfig) -> Path:
-    """Write the whole dataset under `cfg.out`; returns it. A finished identical dataset is kept."""
+    """Write the whole dataset under `cfg.out`; returns it. A finished identical dataset is kept, another
+    one is refused (`overwrite` replaces it): `ndar.resume`."""
     cfg.validate()
     out = Path(cfg.out)
     meta_path = out / "synth.json"
     plans = plan_sessions(cfg)
     wanted = _metadata(cfg, plans, {})
+    saved = None
     if meta_path.is_file():
         done = read_json(meta_path)
-        if done.get("config") == wanted["config"] and done.get("generator_version") == GENERATOR_VERSION:
-            log.info("synth: %s already holds this dataset; nothing to do", out)
-            return out
-        raise FileExistsError(
-            f"{meta_path} describes another synthetic dataset; choose a new --out or delete {out}"
-        )
+        saved = {**done.get("config", {}), "generator_version": done.get("generator_version")}
+    settings = {**wanted["config"], "generator_version": GENERATOR_VERSION}
+    if should_skip("synth", out, settings, saved, complete=saved is not None, overwrite=cfg.overwrite):
+        return out
+    if saved is not None:  # overwrite: nothing of the other dataset may stay behind
+        remove_dataset(out)
     out.mkdir(parents=True, exist_ok=True)
     frames: dict[tuple[str, int], int] = {}
     workers = max(1, min(cfg.workers, len(plans)))

@@ -49,7 +49,7 @@ class ActionFormerConfig:
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     ema_decay: float = 0.999  # model EMA decay (0 disables EMA)
-    val_every: int = 1  # compute the validation loss every this many epochs (0: never)
+    eval_every: int = 1  # validation loss every this many epochs and after the last (0: never)
     max_seq_len: int = 2304  # longer training sequences are randomly cropped to this many steps
     crop_ratio: list[float] = field(default_factory=lambda: [0.9, 1.0])  # every training sequence
     # no longer than max_seq_len is cropped to a random length in this fraction of its own (official
@@ -63,14 +63,16 @@ class ActionFormerConfig:
     pre_nms_thresh: float = 0.001  # candidates below this score are dropped
     pre_nms_topk: int = 2000  # candidates kept per level before Soft-NMS
     nms_sigma: float = 0.5  # Gaussian Soft-NMS sigma
-    min_score: float = 0.001  # Soft-NMS drops segments decayed below this
+    nms_min_score: float = 0.001  # Soft-NMS drops segments decayed below this
     max_segments: int = 200  # segments kept per video
     min_duration: float = 0.05  # segments shorter than this (seconds) are dropped
 
+    # both heads use the same names for the same settings; the old names are refused naming the new
+    RENAMED = {"val_every": "eval_every", "min_score": "nms_min_score"}
     # refused when loaded, naming the field (ndar.config.check_limits)
     LIMITS = {
         "epochs": ">= 1", "warmup_epochs": ">= 0", "batch_size": ">= 1", "lr": "> 0", "min_lr": ">= 0",
-        "weight_decay": ">= 0", "grad_clip": ">= 0", "ema_decay": ">= 0, < 1", "val_every": ">= 0",
+        "weight_decay": ">= 0", "grad_clip": ">= 0", "ema_decay": ">= 0, < 1", "eval_every": ">= 0",
         "max_seq_len": ">= 1", "crop_keep": ">= 0, <= 1", "device": r"re:auto|cpu|cuda(:\d+)?",
         "cpu_threads": ">= 0",
     }  # fmt: skip

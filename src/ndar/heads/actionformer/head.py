@@ -257,8 +257,8 @@ class ActionFormerHead:
                 row["epoch_seconds"] = time.time() - started
                 if (
                     val
-                    and cfg.val_every > 0
-                    and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
+                    and cfg.eval_every > 0
+                    and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
                 ):
                     row.update({f"val_{k}": v for k, v in self.evaluate_loss(val).items()})
                 history.append({"epoch": epoch, **row})
@@ -352,7 +352,7 @@ class ActionFormerHead:
             score[ok],
             label[ok],
             sigma=cfg.nms_sigma,
-            min_score=cfg.min_score,
+            min_score=cfg.nms_min_score,
             max_keep=cfg.max_segments,
         )
         curve = segments_to_curve(kept, kept_scores, kept_labels, video.num_seconds)

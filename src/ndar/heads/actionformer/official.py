@@ -172,7 +172,7 @@ def config_from_official(cfg_dict: Mapping) -> tuple[ActionFormerConfig, int, in
         pre_nms_thresh=float(test["pre_nms_thresh"]),
         pre_nms_topk=int(test["pre_nms_topk"]),
         nms_sigma=float(test["nms_sigma"]),
-        min_score=float(test["min_score"]),
+        nms_min_score=float(test["min_score"]),
         max_segments=int(test["max_seg_num"]),
     )
     if len(cfg.regression_ranges) != cfg.levels:

@@ -84,7 +84,7 @@ class TimConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     epochs: int = 100
-    warmup: int = 2
+    warmup_epochs: int = 2
     """Warm-up epochs of the cosine schedule."""
     batch_size: int = 64
     grad_clip: float = 1.0
@@ -122,10 +122,12 @@ class TimConfig:
     checkpoint_every: int = 1
     """Write out_dir/checkpoint.pt every this many epochs (resume point)."""
 
+    # both heads use the same names for the same settings; the old name is refused naming the new
+    RENAMED = {"warmup": "warmup_epochs"}
     # refused when loaded, naming the field (ndar.config.check_limits); `check` adds the rules
     # across fields
     LIMITS = {
-        "lr": "> 0", "weight_decay": ">= 0", "epochs": ">= 1", "warmup": ">= 0", "batch_size": ">= 1",
+        "lr": "> 0", "weight_decay": ">= 0", "epochs": ">= 1", "warmup_epochs": ">= 0", "batch_size": ">= 1",
         "grad_clip": ">= 0", "device": r"re:auto|cpu|cuda(:\d+)?", "cpu_threads": ">= 0", "eval_every": ">= 0",
         "checkpoint_every": ">= 0",
     }  # fmt: skip

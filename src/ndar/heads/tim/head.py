@@ -355,7 +355,7 @@ class TimHead:
             optimizer,
             t_initial=max(1, cfg.epochs * steps_per_epoch),
             lr_min=cfg.lr * 1e-2,
-            warmup_t=cfg.warmup * steps_per_epoch,
+            warmup_t=cfg.warmup_epochs * steps_per_epoch,
             warmup_lr_init=cfg.lr * 1e-2,
             t_in_epochs=False,
         )
