@@ -5,9 +5,9 @@ python bench/sweep_tuning.py --variant NAME [key=value ...]    # e.g. tuning.min
 Why: re-running the whole ensemble stage per setting rebuilds the stacker and re-tunes every single
 source; the tuner's settings only need the fused inputs. This loads each seed's inputs once (sources,
 stacker; cached in bench/out/), then for the given ensemble overrides reports, per seed and as the
-mean over seeds: the nested estimate of every level of freedom, the level kept, its in-sample A1 mOS
-and, read after the choice, its A2 mOS. Rows are appended to bench/out/sweep_tuning.jsonl.
-Settings are chosen on the mean nested A1 mOS, never on A2.
+mean over seeds, for every level of freedom: its nested estimate, and tuned on all of A1 its in-sample
+A1 mOS and (read after) its A2 mOS; and the level the nested estimate keeps. Rows are appended to
+bench/out/sweep_tuning.jsonl. Settings are chosen on the mean nested A1 mOS, never on A2.
 """
 
 from __future__ import annotations
@@ -57,21 +57,34 @@ def load_inputs(prefix: str, seed: int, overrides: list[str]):
 
 
 def evaluate(cfg, oof, test, truth, test_truth) -> dict:
-    from ndar.ensemble.nested import choose_and_tune
+    """Per level: nested estimate, in-sample A1 and A2 of the level tuned on all of A1; the level kept."""
+    from ndar.ensemble.nested import changed_parameters, choose_level, nested_estimate, tune_level
     from ndar.ensemble.stage import score
     from ndar.ensemble.tuning import EnsembleParams, predict
 
     start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
     clock = time.perf_counter()
-    tuned, _, summary = choose_and_tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
+    levels, estimates = {}, []
+    for level in cfg.tuning.levels:
+        est = nested_estimate(oof.curves, oof.segments, truth, start, cfg.tuning, level, cfg.seed)
+        estimates.append(est)
+        tuned, _ = tune_level(oof.curves, oof.segments, truth, start, cfg.tuning, level, cfg.seed)
+        levels[level] = {
+            "nested": est.nested_mOS,
+            "fold_mOS": est.fold_mOS,
+            "inner_mOS": est.inner_mOS,
+            "in_sample": score(predict(oof.curves, oof.segments, tuned), truth),
+            "a2": score(predict(test.curves, test.segments, tuned), test_truth),
+            "n_changed": len(changed_parameters(start, tuned)),
+        }
+    kept, reason = choose_level(estimates, cfg.tuning.level_margin)
     return {
-        "level": summary["level"],
-        "nested": {lv: e["nested_mOS"] for lv, e in summary.get("levels", {}).items()},
-        "nested_kept": summary.get("tuned_mOS"),
-        "in_sample": summary.get("in_sample_mOS"),
-        "a2": score(predict(test.curves, test.segments, tuned), test_truth),
-        "a2_untuned": score(predict(test.curves, test.segments, start), test_truth),
-        "kept": {k: str(v) for k, v in summary.get("kept", {}).items()},
+        "level": kept,
+        "reason": reason,
+        "levels": levels,
+        "nested_kept": levels[kept]["nested"],
+        "in_sample": levels[kept]["in_sample"],
+        "a2": levels[kept]["a2"],
         "seconds": round(time.perf_counter() - clock, 1),
     }
 
@@ -96,21 +109,22 @@ def main() -> None:
         cfg, oof, test, truth, test_truth = load_inputs(args.prefix, seed, args.overrides)
         per_seed[seed] = evaluate(cfg, oof, test, truth, test_truth)
         print(f"seed {seed}: {json.dumps(per_seed[seed])}", flush=True)
-    levels = sorted(
-        {lv for r in per_seed.values() for lv in r["nested"]},
-        key=list(per_seed[args.seeds[0]]["nested"]).index,
-    )
+    levels = list(per_seed[args.seeds[0]]["levels"])
+    runs = per_seed.values()
     summary = {
         "variant": args.variant,
         "overrides": args.overrides,
         "command": "python bench/sweep_tuning.py " + " ".join(sys.argv[1:]),
         "seeds": per_seed,
         "mean": {
-            "nested_by_level": {lv: mean(r["nested"].get(lv) for r in per_seed.values()) for lv in levels},
-            "nested_kept": mean(r["nested_kept"] for r in per_seed.values()),
-            "in_sample": mean(r["in_sample"] for r in per_seed.values()),
-            "a2": mean(r["a2"] for r in per_seed.values()),
-            "a2_untuned": mean(r["a2_untuned"] for r in per_seed.values()),
+            **{
+                f"{lv} {k}": mean(r["levels"][lv][k] for r in runs)
+                for lv in levels
+                for k in ("nested", "in_sample", "a2")
+            },
+            "kept nested": mean(r["nested_kept"] for r in runs),
+            "kept in_sample": mean(r["in_sample"] for r in runs),
+            "kept a2": mean(r["a2"] for r in runs),
         },
     }
     out = REPO / "bench" / "out" / "sweep_tuning.jsonl"
