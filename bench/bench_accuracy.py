@@ -150,7 +150,7 @@ def mean_sd(values: list) -> tuple[float | None, float | None]:
 
 
 def fmt(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
 def table(label_rows: list[str], per_seed: list[dict], get) -> list[str]:
