@@ -1,7 +1,7 @@
 """Clip cache against random access on a synthetic video at the real geometry (1080p, 30 fps, 8 min).
 
-    .venv/bin/python bench/bench_clipcache.py video     # writes bench/out/clipcache/a1_1080p.mp4 once
-    .venv/bin/python bench/bench_clipcache.py run       # the measurements (JSON on stdout)
+    .venv/bin/python -m bench.bench_clipcache video     # writes bench/out/clipcache/a1_1080p.mp4 once
+    .venv/bin/python -m bench.bench_clipcache run       # the measurements (JSON on stdout)
 
 The video: a textured scene (a low-frequency random texture plus fixed fine grain, panning) encoded
 once as one minute of H.264 (libx264 superfast, CRF 23, a keyframe every 30 frames, about 9.5 Mbps:
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -310,5 +309,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     main()

@@ -7,7 +7,7 @@ the selective scan alone (the choice of the pure-PyTorch paths): the log-depth c
 stepwise scan at a few chunk sizes, a plain token loop, `mambapy`'s Blelloch scan when that package is
 importable, and forward + backward of the two paths.
 
-    PYTHONPATH=src .venv/bin/python bench/bench_videomamba.py --out bench/results/videomamba_cpu.md
+    .venv/bin/python -m bench.bench_videomamba --out bench/results/videomamba_cpu.md
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def render(forward: list[dict], scans: list[dict], args, seconds: float) -> str:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), {torch.get_num_threads()} torch thread; "
         f"torch {torch.__version__}; load average at the end {load}. Command: "
-        f"`PYTHONPATH=src .venv/bin/python bench/bench_videomamba.py --frames {' '.join(map(str, args.frames))} "
+        f"`.venv/bin/python -m bench.bench_videomamba --frames {' '.join(map(str, args.frames))} "
         f"--repeats {args.repeats}` (wall {seconds:.0f} s). Batch 1, {args.img_size} px, fp32, inference mode, "
         "random weights. CPU s = process CPU time per clip (the cost; wall is inflated by other jobs).",
         "",

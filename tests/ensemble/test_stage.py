@@ -44,6 +44,12 @@ def test_run_writes_validated_submission_and_reports(bench, first_run):
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 1 + cfg.report_timelines  # confusion + timelines
     assert "Per-class mOS: A1 OOF" in html and "Per-class mOS: A2 test" in html
+    # the nested estimate sits beside the in-sample one, and the report says what the tuning kept
+    nested = result["nested"]
+    assert nested["level"] in cfg.tuning.levels and 0 < nested["tuned_mOS"] <= 1
+    assert nested["in_sample_mOS"] == pytest.approx(result["oof_mOS"], abs=1e-6)
+    assert f"ensemble, nested CV: {nested['level']}" in set(table["name"])
+    assert "tuning level kept: " + nested["level"] in html
 
 
 @pytest.mark.slow

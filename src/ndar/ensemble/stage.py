@@ -23,6 +23,7 @@ import yaml
 from ndar.config import save_config, to_dict
 from ndar.ensemble.config import EnsembleConfig
 from ndar.ensemble.fusion import fuse_segments
+from ndar.ensemble.nested import choose_and_tune
 from ndar.ensemble.report import confusion_per_second, write_report_html
 from ndar.ensemble.sources import PredictionSource, feature_set_source, load_source
 from ndar.ensemble.stacker import fit_stacker
@@ -283,7 +284,41 @@ def _segments_by_key(pred: pd.DataFrame) -> Truth:
     return out
 
 
-def write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids) -> Path:
+def selection_notes(selection: dict) -> list[str]:
+    """What the tuning kept and why, in words for the report."""
+    notes = [f"tuning level kept: {selection['level']} ({selection['reason']})"]
+    if "tuned_mOS" in selection:
+        notes.append(
+            f"A1 mOS of the kept tuning: in sample {selection['in_sample_mOS']:.3f}, nested "
+            f"{selection['folds']}-fold by driver {selection['tuned_mOS']:.3f} (untuned "
+            f"{selection['untuned_mOS']:.3f}); nested by level: "
+            + ", ".join(f"{lv} {e['nested_mOS']:.3f}" for lv, e in selection["levels"].items())
+        )
+    kept = selection.get("kept") or {}
+    notes.append(
+        "parameters moved from the start: " + (", ".join(f"{k}={v}" for k, v in kept.items()) or "none")
+    )
+    return notes
+
+
+def nested_rows(selection: dict) -> list[dict]:
+    """The nested estimates as rows of the comparison table (A1 only: they are estimates of A2)."""
+    rows = []
+    for level, est in (selection.get("levels") or {}).items():
+        rows.append(
+            {
+                "name": f"ensemble, nested CV: {level}",
+                "kind": "ensemble",
+                "method": "tuned on k-1 driver folds, scored on the held-out fold"
+                + (" (kept)" if level == selection["level"] else ""),
+                "oof_mOS": est["nested_mOS"],
+                "test_mOS": None,
+            }
+        )
+    return rows
+
+
+def write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids, selection=None) -> Path:
     per_class = {"A1 OOF": mos(ground_truth_frame(truth), oof_pred).per_class}
     if test_truth:
         per_class["A2 test"] = mos(
@@ -304,6 +339,7 @@ def write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, id
         f"run {cfg.run_name}",
         f"submission: {run_dir / 'submission.txt'}",
         "mOS: official overlap score (docs/metrics.md); OOF = A1 out-of-fold; test = A2 when its ground truth is known",
+        *selection_notes(selection or {"level": "-", "reason": "-"}),
     ]
     return write_report_html(
         run_dir / "report.html",
@@ -346,7 +382,8 @@ def run(cfg: EnsembleConfig) -> dict:
     start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
     if oof.segments is not None and not oof.curves:
         start.segment_weight = 1.0
-    tuned, history = tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
+    tuned, history, selection = choose_and_tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
+    write_json(run_dir / "tuning_selection.json", selection)
     atomic_write_text(run_dir / "tuned.yaml", yaml.safe_dump(to_dict(tuned), sort_keys=False))
     pd.DataFrame(history).to_csv(run_dir / "tuning_history.csv", index=False)
     lap("tuning_s")
@@ -363,11 +400,12 @@ def run(cfg: EnsembleConfig) -> dict:
     table = pd.DataFrame(
         single_source_rows(cfg, sources, tuned, truth, test_truth)
         + ensemble_rows(oof, test, start, tuned, truth, test_truth)
+        + nested_rows(selection)
     )
     table.to_csv(run_dir / "report.csv", index=False, float_format="%.6f")
     write_json(run_dir / "report.json", table.to_dict(orient="records"))
     lap("comparison_table_s")
-    report = write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids)
+    report = write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids, selection)
     lap("report_html_s")
 
     ensemble_row = table[table["name"] == "ensemble"].iloc[0]
@@ -379,6 +417,7 @@ def run(cfg: EnsembleConfig) -> dict:
         if ensemble_row["test_mOS"] is None or pd.isna(ensemble_row["test_mOS"])
         else float(ensemble_row["test_mOS"]),
         "n_test_segments": int(len(to_submission(test_pred, ids))),
+        "nested": selection,
         "timings": timings,
     }
     write_json(run_dir / "metrics.json", result)

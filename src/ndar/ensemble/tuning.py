@@ -4,8 +4,9 @@
 class), the weight of the segment-fusion candidates, and the post-processing priors. `predict`
 turns sources into final segments with them; `tune` maximises the real mOS (ndar.metrics.mos) over
 the A1 out-of-fold sessions by coordinate ascent: each parameter in turn is set to the best value
-of its grid, the others held fixed; a change is kept only if it strictly improves the score. Later
-rounds visit the parameters in an order shuffled with the seed, so the search is deterministic.
+of its grid, the others held fixed; a change is kept only if it improves the score by more than
+`min_gain`. Later rounds visit the parameters in an order shuffled with the seed, so the search is
+deterministic. How much freedom the tuner gets is chosen out of sample by ndar.ensemble.nested.
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ class TuningConfig:
     """rounds for the single-source tuning"""
     single_source_per_class: bool = False
     """per-class thresholds in the single-source tuning too (fairer, 15 x grid more evaluations each)"""
+    tune_weights: bool = True
+    """tune the source weights and the segment weight (off: equal weights, segment fusion as started)"""
+    min_gain: float = 0.0
+    """a parameter change is kept only if it raises the OOF mOS by more than this (0 = any gain):
+    on 16 sessions a gain of a few thousandths is mostly noise, and every kept change is freedom"""
+    nested_folds: int = 3
+    """k of the nested cross-validation by driver that estimates what tuning gains out of sample
+    and chooses the level of freedom (0 = no nested estimate; the last of `levels` is tuned)"""
+    levels: list[str] = field(default_factory=lambda: ["none", "priors", "weights", "class_thresholds"])
+    """levels of freedom tried, simplest first (ndar.ensemble.nested.LEVELS); the stage keeps the
+    one with the best nested estimate, a freer one only if it wins by more than `level_margin`"""
+    level_margin: float = 0.0
+    """how much (nested mOS) a freer level must beat a simpler one by to be kept"""
 
 
 @dataclass
@@ -170,9 +184,9 @@ def _coordinates(sources: list[str], has_segments: bool, cfg: TuningConfig) -> l
             f"weight[{name}]", cfg.weight_grid, lambda p: p.curve_weights.get(name, 0.0), setter
         )
 
-    if len(sources) > 1:
+    if len(sources) > 1 and cfg.tune_weights:
         coords += [weight(name) for name in sources]
-    if has_segments:
+    if has_segments and cfg.tune_weights:
         coords.append(
             _Coordinate(
                 "segment_weight",
@@ -207,7 +221,7 @@ def _coordinates(sources: list[str], has_segments: bool, cfg: TuningConfig) -> l
                     lambda p, v, c=label: p.priors.class_thresholds.__setitem__(c, float(v)),
                 )
             )
-    if cfg.per_class_weights and len(sources) > 1:
+    if cfg.per_class_weights and cfg.tune_weights and len(sources) > 1:
         for name in sources:
             for label in SCORED_CLASSES:
                 coords.append(
@@ -290,7 +304,7 @@ def tune(
                 if not _usable(trial, sources):
                     continue
                 score = scorer(trial)
-                if score > best_score + 1e-12:
+                if score > best_score + max(cfg.min_gain, 1e-12):
                     best, best_score, current, improved = trial, score, value, True
             history.append(
                 {"round": round_index, "parameter": coord.name, "value": current, "mOS": best_score}
