@@ -103,15 +103,7 @@ def chunked_selective_scan(
 ) -> torch.Tensor:
     """Pure-PyTorch selective scan (differentiable by autograd); see the module docstring."""
     dtype_in = u.dtype
-    u = u.float()
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    A = A.float()
-    Bt = B.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
-    Ct = C.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
+    u, delta, A, Bt, Ct = _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     length = u.shape[-1]
     state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (B, D, N)
     ys = []
@@ -124,12 +116,7 @@ def chunked_selective_scan(
         h = local + cumdecay * state[:, :, None]  # (B, D, K, N)
         ys.append((h * Ct[:, :, start:stop]).sum(-1))  # (B, D, K)
         state = h[:, :, -1]
-    y = torch.cat(ys, dim=-1)  # (B, D, L)
-    if D is not None:
-        y = y + D.float()[:, None] * u
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(dtype_in)
+    return _scan_output(torch.cat(ys, dim=-1), u, D, z).to(dtype_in)  # (B, D, L)
 
 
 def stepwise_selective_scan(
@@ -147,15 +134,7 @@ def stepwise_selective_scan(
     """The recurrence token by token, one fused multiply-add per token: decays and drives are
     computed for a chunk of tokens at once, so the loop itself is a single op per token."""
     dtype_in = u.dtype
-    u = u.float()
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    A = A.float()
-    Bt = B.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
-    Ct = C.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
+    u, delta, A, Bt, Ct = _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     length = u.shape[-1]
     state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (B, D, N)
     track_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C))
@@ -178,12 +157,7 @@ def stepwise_selective_scan(
                 h[:, :, t].addcmul_(decay[:, :, t], h[:, :, t - 1])
             state = h[:, :, -1]
         ys.append((h * Ct[:, :, start:stop]).sum(-1))  # (B, D, K)
-    y = torch.cat(ys, dim=-1)  # (B, D, L)
-    if D is not None:
-        y = y + D.float()[:, None] * u
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(dtype_in)
+    return _scan_output(torch.cat(ys, dim=-1), u, D, z).to(dtype_in)  # (B, D, L)
 
 
 def _log_depth_scan(decay: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,3 +179,26 @@ def _log_depth_scan(decay: torch.Tensor, drive: torch.Tensor) -> tuple[torch.Ten
             a = torch.cat((a[:, :, :step], a[:, :, step:] * a[:, :, :-step]), dim=2)
         step *= 2
     return b, a
+
+
+def _scan_inputs(u, delta, A, B, C, delta_bias, delta_softplus):
+    """The scan's inputs in fp32 (the state recurrence accumulates): u, the (biased, softplus-ed)
+    step sizes, A, and B / C as (B, 1, L, N) for broadcasting over channels."""
+    u = u.float()
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    Bt = B.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
+    Ct = C.float().transpose(1, 2)[:, None]  # (B, 1, L, N)
+    return u, delta, A.float(), Bt, Ct
+
+
+def _scan_output(y: torch.Tensor, u: torch.Tensor, D, z) -> torch.Tensor:
+    """The skip term D * u and the SiLU gate z on the scanned output y (B, D, L)."""
+    if D is not None:
+        y = y + D.float()[:, None] * u
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y

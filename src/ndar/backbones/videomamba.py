@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ndar.backbones.scan import SCAN_IMPLS, selective_scan
+from ndar.backbones.vit import token_grid
 
 
 @dataclass
@@ -162,7 +163,7 @@ class VideoMamba(nn.Module):
         self.num_frames = num_frames
         self.img_size = img_size
         self.embed_dim = args.embed_dim
-        self.grid = self._token_grid(args, num_frames, img_size)  # (T', H', W')
+        self.grid = token_grid(args.tubelet_size, args.patch_size, num_frames, img_size)  # (T', H', W')
         self.grad_checkpointing = args.grad_checkpointing
         dim, kernel = args.embed_dim, (args.tubelet_size, args.patch_size, args.patch_size)
 
@@ -181,15 +182,6 @@ class VideoMamba(nn.Module):
         self.head_drop = nn.Dropout(args.head_drop_rate)
         self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
-
-    @staticmethod
-    def _token_grid(args: MambaArgs, num_frames: int, img_size: int) -> tuple[int, int, int]:
-        if num_frames % args.tubelet_size:
-            raise ValueError(f"num_frames {num_frames} is not a multiple of tubelet_size {args.tubelet_size}")
-        if img_size % args.patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {args.patch_size}")
-        side = img_size // args.patch_size
-        return (num_frames // args.tubelet_size, side, side)
 
     def _init_weights(self) -> None:
         """The official init, quirks included: every Linear gets trunc_normal(.02) and a zero bias

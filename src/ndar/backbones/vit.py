@@ -153,7 +153,7 @@ class VideoMAEViT(nn.Module):
         self.num_frames = num_frames
         self.img_size = img_size
         self.embed_dim = args.embed_dim
-        self.grid = self._token_grid(args, num_frames, img_size)  # (T', H', W')
+        self.grid = token_grid(args.tubelet_size, args.patch_size, num_frames, img_size)  # (T', H', W')
         self.num_tokens = self.grid[0] * self.grid[1] * self.grid[2]
         self.grad_checkpointing = args.grad_checkpointing
 
@@ -172,15 +172,6 @@ class VideoMAEViT(nn.Module):
         self.head_drop = nn.Dropout(args.head_drop_rate)
         self.head = nn.Linear(args.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
-
-    @staticmethod
-    def _token_grid(args: ViTArgs, num_frames: int, img_size: int) -> tuple[int, int, int]:
-        if num_frames % args.tubelet_size:
-            raise ValueError(f"num_frames {num_frames} is not a multiple of tubelet_size {args.tubelet_size}")
-        if img_size % args.patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {args.patch_size}")
-        side = img_size // args.patch_size
-        return (num_frames // args.tubelet_size, side, side)
 
     def _init_weights(self) -> None:
         """Official init: truncated normal (std .02) for linears and pos_embed, LayerNorm 1/0, small head.
@@ -256,3 +247,13 @@ class VideoMAEViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def token_grid(tubelet_size: int, patch_size: int, num_frames: int, img_size: int) -> tuple[int, int, int]:
+    """(T', H', W') tokens of a clip cut into tubelets x patches; a clip that does not divide is an error."""
+    if num_frames % tubelet_size:
+        raise ValueError(f"num_frames {num_frames} is not a multiple of tubelet_size {tubelet_size}")
+    if img_size % patch_size:
+        raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+    side = img_size // patch_size
+    return (num_frames // tubelet_size, side, side)
