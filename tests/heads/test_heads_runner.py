@@ -6,7 +6,7 @@ import pytest
 
 from ndar.cli import main as cli_main
 from ndar.config import ConfigError, load_config
-from ndar.heads.io import read_predictions
+from ndar.formats.predictions import read_predictions
 from ndar.heads.runner import HeadsConfig, run_predict, run_train
 
 REPO = Path(__file__).resolve().parents[2]

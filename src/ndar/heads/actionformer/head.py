@@ -26,7 +26,7 @@ from ndar.heads.actionformer.targets import assign_targets, detection_losses, py
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
 from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
-from ndar.heads.softnms import batched_soft_nms
+from ndar.postprocess.softnms import batched_soft_nms
 from ndar.taxonomy import NUM_CLASSES
 from ndar.utils.device import cpu_threads, resolve_device
 from ndar.utils.progress import progress as tqdm

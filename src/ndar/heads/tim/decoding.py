@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ndar.heads.softnms import batched_soft_nms
 from ndar.heads.tim.config import TimConfig
 from ndar.postprocess.simple import runs_above
+from ndar.postprocess.softnms import batched_soft_nms
 from ndar.taxonomy import BACKGROUND, NUM_CLASSES
 
 Segment = tuple[int, float, float, float]  # (class, start, end, score)
