@@ -27,7 +27,7 @@ from ndar.config import to_dict
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
 from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
-from ndar.heads.tim.batching import Batcher, Item, PreparedVideo, prepare_video
+from ndar.heads.tim.batching import Batcher, PreparedVideo, prepare_video
 from ndar.heads.tim.config import TimConfig
 from ndar.heads.tim.decoding import (
     Segment,
@@ -485,4 +485,4 @@ class TimHead:
         self.feat_gap = state["feat_gap"]
 
 
-__all__ = ["CHECKPOINT", "Item", "TimHead", "covering_max_curve", "curve_proposals"]
+__all__ = ["CHECKPOINT", "TimHead"]
