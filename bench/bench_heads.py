@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from ndar.config import load_config
+from ndar.formats.predictions import segments_frame
 from ndar.heads.actionformer import ActionFormerConfig, ActionFormerHead
 from ndar.heads.actionformer.head import flatten_levels, make_batch
 from ndar.heads.actionformer.targets import detection_losses
 from ndar.heads.config import HeadsConfig
-from ndar.heads.io import segments_frame
 from ndar.heads.runner import run_folds, score_predictions
 from ndar.heads.synthetic import make_feature_videos
 from ndar.utils.io import read_json

@@ -14,7 +14,7 @@ from ndar.extract.config import ExtractConfig
 from ndar.extract.merge import merge_fold_features
 from ndar.extract.outputs import read_features, write_features
 from ndar.extract.runner import held_out_sessions
-from ndar.heads.data import read_feature_file
+from ndar.formats.features import read_feature_file
 from ndar.utils.io import read_json
 
 

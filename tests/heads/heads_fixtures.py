@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ndar.heads.base import HEADS, FeatureVideo, HeadOutput, register_head
-from ndar.heads.softnms import windows_to_curve
 from ndar.heads.synthetic import make_feature_videos
 from ndar.postprocess import one_segment_per_class
+from ndar.postprocess.curves import windows_to_curve
 from ndar.taxonomy import NUM_CLASSES, VIEW_FILE_PREFIX
 
 FPS = 30.0

@@ -3,13 +3,13 @@ import pytest
 import torch
 from heads_fixtures import make_videos
 
+from ndar.formats.predictions import segments_frame
 from ndar.heads.actionformer import ActionFormerConfig, ActionFormerHead
 from ndar.heads.actionformer.head import crop_length, random_crop
 from ndar.heads.actionformer.model import ActionFormerNet, ConvAttention, local_attention_mask
 from ndar.heads.actionformer.targets import assign_targets, diou_loss_1d, pyramid_points
 from ndar.heads.base import get_head
 from ndar.heads.config import HeadsConfig
-from ndar.heads.io import segments_frame
 from ndar.heads.runner import score_predictions
 
 DIMS = {"rear": 8, "dashboard": 8}

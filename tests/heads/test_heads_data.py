@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from heads_fixtures import video_stem, write_feature_file
 
-from ndar.heads.data import FeatureAlignmentError, load_feature_videos, parse_feature_set, stream_names
+from ndar.formats.features import parse_feature_set, stream_names
+from ndar.heads.data import FeatureAlignmentError, load_feature_videos
 
 
 def test_feature_set_names():

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndar.heads.io import read_predictions, segments_frame, write_predictions
+from ndar.formats.predictions import read_predictions, segments_frame, write_predictions
 
 
 def test_predictions_round_trip(tmp_path):

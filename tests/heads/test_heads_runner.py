@@ -6,8 +6,8 @@ import pytest
 
 from ndar.cli import main as cli_main
 from ndar.config import ConfigError, load_config
+from ndar.formats.predictions import read_predictions
 from ndar.heads.config import HeadsConfig
-from ndar.heads.io import read_predictions
 from ndar.heads.runner import run_predict, run_train
 from ndar.resume import SettingsChanged
 

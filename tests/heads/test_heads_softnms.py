@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ndar.heads.softnms import batched_soft_nms, segment_iou, soft_nms, windows_to_curve
+from ndar.postprocess.curves import windows_to_curve
+from ndar.postprocess.softnms import batched_soft_nms, segment_iou, soft_nms
 
 
 def test_segment_iou_hand_worked():

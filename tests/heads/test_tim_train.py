@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from heads_fixtures import make_videos
 
 from ndar.heads.base import build_head, check_output, get_head
@@ -146,12 +147,18 @@ def test_detection_beats_chance(data, tmp_path: Path):
 
 def test_predictions_are_deterministic_for_a_seed_and_survive_save_load(data, tmp_path: Path):
     train, val = data
-    cfg = tiny("detection", epochs=1)
-    first = TimHead(cfg, DIMS, seed=3)
-    first.fit(train[:2], [], tmp_path / "a")
-    second = TimHead(cfg, DIMS, seed=3)
-    second.fit(train[:2], [], tmp_path / "b")
-    a, b = first.predict(val[:1]), second.predict(val[:1])
+    cfg = tiny("detection", epochs=1)  # cpu_threads=1: fit and predict must give torch's count back
+    outer = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = TimHead(cfg, DIMS, seed=3)
+        first.fit(train[:2], [], tmp_path / "a")
+        second = TimHead(cfg, DIMS, seed=3)
+        second.fit(train[:2], [], tmp_path / "b")
+        a, b = first.predict(val[:1]), second.predict(val[:1])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(outer)
     key = val[0].key
     np.testing.assert_array_equal(a[key].curve, b[key].curve)
     assert a[key].segments == b[key].segments

@@ -142,7 +142,7 @@ def test_query_logits_are_averaged_over_the_windows_containing_them():
 
 
 def test_curve_proposals_hand_worked():
-    from ndar.heads.tim.head import curve_proposals
+    from ndar.heads.tim.decoding import curve_proposals
 
     curve = np.zeros((6, 16))
     curve[:, 0] = 1.0  # class 0 never proposes

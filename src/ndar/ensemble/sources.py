@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ndar.heads.io import read_predictions, segments_frame, write_predictions
+from ndar.formats.predictions import read_predictions, segments_frame, write_predictions
 from ndar.postprocess.simple import one_segment_per_class
 from ndar.utils.io import write_json
 from ndar.utils.progress import progress as tqdm
@@ -44,8 +44,8 @@ def load_source(name: str, folder: str | Path, kind: str = "other") -> Predictio
 
 def _feature_curve(path: Path) -> np.ndarray:
     """Per-second (S, 16) curve of one feature file's window probabilities."""
-    from ndar.heads.data import video_duration
-    from ndar.heads.softnms import windows_to_curve
+    from ndar.formats.features import video_duration
+    from ndar.postprocess.curves import windows_to_curve
 
     if not path.is_file():
         raise FileNotFoundError(f"feature file not found: {path}")
@@ -66,7 +66,7 @@ def feature_set_curves(
 ) -> dict[str, np.ndarray]:
     """{session key: (S, 16)} for every session of `split` from `<features>/<track>/<view>/<stem>.npz`."""
     from ndar.data.discover import load_dataset
-    from ndar.heads.data import feature_path
+    from ndar.formats.features import feature_path
 
     index = load_dataset(data_root, split=split, labels_dir=labels_dir)
     curves = {}

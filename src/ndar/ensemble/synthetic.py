@@ -119,7 +119,7 @@ def write_dataset_stub(root: str | Path, oof_truth, test_truth) -> dict[str, int
 
 def write_source_folders(out: str | Path, sources, threshold: float = 0.3) -> dict[str, Path]:
     """Write each synthetic source as a prediction source folder; returns {name: folder}."""
-    from ndar.heads.io import segments_frame, write_predictions
+    from ndar.formats.predictions import segments_frame, write_predictions
     from ndar.postprocess import one_segment_per_class
 
     folders = {}

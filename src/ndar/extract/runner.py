@@ -27,6 +27,7 @@ from ndar.extract.models import Backbone, embed, plan_backbones, preprocess_clip
 from ndar.extract.outputs import feature_paths, is_complete, write_features
 from ndar.extract.stream import WindowStream
 from ndar.taxonomy import canonical_view
+from ndar.utils.device import resolve_device
 from ndar.utils.io import write_json
 from ndar.utils.progress import progress as tqdm
 from ndar.video import VideoError, VideoInfo, native_mean_frame, probe, resize_mean
@@ -142,18 +143,6 @@ def convert_threads(cfg: ExtractConfig, device: torch.device) -> int:
     if cfg.convert_threads is not None:
         return cfg.convert_threads
     return min(8, (os.cpu_count() or 2) // 2) if device.type == "cuda" else 0
-
-
-def resolve_device(name: str) -> torch.device:
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    device = torch.device(name)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
 
 
 def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:
@@ -419,7 +408,7 @@ def run(cfg: ExtractConfig) -> dict:
     if not cfg.models:
         raise ValueError("extract: no models configured (models: [{track: ..., folder: ...}])")
     limit_heap_growth()
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "extract.device", local_rank=True)
     amp = resolve_amp(cfg.dtype, device)
     rank, world, created = init_distributed(device)
     out = Path(cfg.out)

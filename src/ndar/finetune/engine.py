@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
@@ -32,8 +31,10 @@ from ndar.finetune.config import FinetuneConfig
 from ndar.finetune.data import ClipDataset, build_datasets, finetune_spec
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
 from ndar.finetune.ds_config import build_deepspeed_config
-from ndar.utils.io import atomic_path, write_json
+from ndar.utils.device import torch_threads
+from ndar.utils.io import write_json
 from ndar.utils.logging import setup_logging
+from ndar.utils.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -188,48 +189,6 @@ def mix_clips(mixup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, to
     b, c, t, h, w = x.shape
     flat, target = mixup(x.reshape(b, c * t, h, w), y)
     return flat.reshape(b, c, t, h, w), target
-
-
-# ------------------------------------------------------------------------------------- logging
-class RunLog:
-    """metrics.csv (rewritten atomically) and TensorBoard, main rank only.
-
-    On resume from epoch k only the rows of epochs 1..k are kept: a killed attempt may have logged
-    part of epoch k+1, which the resumed run logs again. TensorBoard purges those steps likewise.
-    """
-
-    def __init__(self, output: Path, enabled: bool, start_epoch: int = 0, start_step: int = 0) -> None:
-        self.path = output / "metrics.csv"
-        self.enabled = enabled
-        self.rows: list[dict] = []
-        self.writer = None
-        if not enabled:
-            return
-        if self.path.is_file() and start_epoch > 0:
-            rows = pd.read_csv(self.path).to_dict("records")
-            self.rows = [r for r in rows if int(r["epoch"]) <= start_epoch]
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(output / "tensorboard"), purge_step=start_step + 1)
-        except ImportError:
-            log.warning("tensorboard is not installed: logging to metrics.csv only")
-
-    def add(self, step: int, row: dict) -> None:
-        if not self.enabled:
-            return
-        self.rows.append({"step": step, **row})
-        with atomic_path(self.path) as tmp:
-            pd.DataFrame(self.rows).to_csv(tmp, index=False)
-        if self.writer is not None:
-            prefix = row.get("split", "train")
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
-                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 # ------------------------------------------------------------------------------- train / eval
@@ -439,17 +398,16 @@ def run(cfg: FinetuneConfig) -> Path:
     if dist.is_main:
         setup_logging(cfg.output / "finetune.log")
     seed_everything(cfg.train.seed + dist.rank)
-    if cfg.train.torch_threads > 0:
-        torch.set_num_threads(cfg.train.torch_threads)
-    model, spec = build_model(cfg)
-    load_pretrained(model, cfg, dist)
-    train_set, val_set, samples = build_datasets(cfg, spec)
-    log.info(
-        "view %s fold %d: %d train clips, %d val clips, %d frames x %dpx at rate %d",
-        cfg.data.view, cfg.data.fold, len(train_set), len(val_set or []), spec.num_frames, spec.img_size,
-        spec.sampling_rate,
-    )  # fmt: skip
-    return _train(cfg, dist, model, spec, train_set, val_set, resume_from)
+    with torch_threads(cfg.train.torch_threads):
+        model, spec = build_model(cfg)
+        load_pretrained(model, cfg, dist)
+        train_set, val_set, samples = build_datasets(cfg, spec)
+        log.info(
+            "view %s fold %d: %d train clips, %d val clips, %d frames x %dpx at rate %d",
+            cfg.data.view, cfg.data.fold, len(train_set), len(val_set or []), spec.num_frames, spec.img_size,
+            spec.sampling_rate,
+        )  # fmt: skip
+        return _train(cfg, dist, model, spec, train_set, val_set, resume_from)
 
 
 def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set, resume_from) -> Path:

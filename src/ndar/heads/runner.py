@@ -25,10 +25,10 @@ import pandas as pd
 
 from ndar.config import save_config, to_dict
 from ndar.data.folds import assign_folds
+from ndar.formats.predictions import read_predictions, segments_frame, write_predictions
 from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output
 from ndar.heads.config import HeadsConfig, head_config
-from ndar.heads.io import read_predictions, segments_frame, write_predictions
-from ndar.heads.softnms import batched_soft_nms
+from ndar.postprocess.softnms import batched_soft_nms
 from ndar.resume import refuse_other_settings, saved_settings
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
@@ -75,7 +75,7 @@ def load_videos(cfg: HeadsConfig) -> tuple[list[FeatureVideo], list[FeatureVideo
 
 def extra_train_sets(cfg: HeadsConfig) -> list[list[str]]:
     """`feature_sets` with their track replaced by each of `extra_train_tracks` (the own track skipped)."""
-    from ndar.heads.data import parse_feature_set
+    from ndar.formats.features import parse_feature_set
 
     if not cfg.extra_train_tracks:
         return []
@@ -94,7 +94,8 @@ def extra_train_sets(cfg: HeadsConfig) -> list[list[str]]:
 def load_extra_train_videos(cfg: HeadsConfig) -> list[FeatureVideo]:
     """The A1 sessions as each extra track sees them, streams named as the main sets' streams (the
     head takes them as the same inputs), keys `<session>+<track>`."""
-    from ndar.heads.data import load_feature_videos, parse_feature_set, stream_names
+    from ndar.formats.features import parse_feature_set, stream_names
+    from ndar.heads.data import load_feature_videos
 
     main_names = list(stream_names(list(cfg.feature_sets)).values())
     extra: list[FeatureVideo] = []

@@ -7,6 +7,9 @@ One vocabulary for every trainer (fine-tuning, TIM, ActionFormer), so their curv
 one TensorBoard and read by one plotting function: scalars are named `train/<name>` and
 `val/<name>` (`time/<name>` for durations), and epochs count from 1. `tag` maps the names the
 trainers compute (`loss`, `train_cls`, `val_loss`, `lr`, `epoch_seconds`) onto it.
+
+`TrainLog` logs once per epoch (the heads); `RunLog` once per N optimizer steps with a `split`
+column (fine-tuning, where an epoch is hours long), both atomically and with TensorBoard.
 """
 
 from __future__ import annotations
@@ -84,3 +87,49 @@ class TrainLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RunLog:
+    """Fine-tuning's per-step log: metrics.csv rows (`step`, `split`, ...) and TensorBoard
+    `<split>/<name>` scalars against the optimizer step, main rank only.
+
+    On resume from epoch k only the rows of epochs 1..k are kept: a killed attempt may have logged
+    part of epoch k+1, which the resumed run logs again. TensorBoard purges those steps likewise.
+    """
+
+    def __init__(self, output: Path, enabled: bool, start_epoch: int = 0, start_step: int = 0) -> None:
+        self.path = output / "metrics.csv"
+        self.enabled = enabled
+        self.rows: list[dict] = []
+        self.writer = None
+        if not enabled:
+            return
+        if self.path.is_file() and start_epoch > 0:
+            import pandas
+
+            rows = pandas.read_csv(self.path).to_dict("records")
+            self.rows = [r for r in rows if int(r["epoch"]) <= start_epoch]
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(output / "tensorboard"), purge_step=start_step + 1)
+        except ImportError:
+            log.warning("tensorboard is not installed: logging to metrics.csv only")
+
+    def add(self, step: int, row: dict) -> None:
+        if not self.enabled:
+            return
+        import pandas
+
+        self.rows.append({"step": step, **row})
+        with atomic_path(self.path) as tmp:
+            pandas.DataFrame(self.rows).to_csv(tmp, index=False)
+        if self.writer is not None:
+            prefix = row.get("split", "train")
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "step"):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -8,7 +8,6 @@ with any window stride the extractor used.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -27,8 +26,9 @@ from ndar.heads.actionformer.targets import assign_targets, detection_losses, py
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
 from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
-from ndar.heads.softnms import batched_soft_nms
+from ndar.postprocess.softnms import batched_soft_nms
 from ndar.taxonomy import NUM_CLASSES
+from ndar.utils.device import cpu_threads, resolve_device
 from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
@@ -149,20 +149,6 @@ def flatten_levels(outputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 # ------------------------------------------------------------------------------------- the head
 
 
-@contextlib.contextmanager
-def cpu_threads(device: torch.device, threads: int):
-    """Temporarily set torch's CPU thread count (restored afterwards)."""
-    if device.type != "cpu" or threads <= 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups as the official make_optimizer: only the weights of linear and conv layers decay;
     biases, LayerNorms, LayerScales and the per-level scales do not (timm's default rule would decay
@@ -175,12 +161,6 @@ def weight_decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dic
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @register_head("actionformer", ActionFormerConfig)
 class ActionFormerHead:
     """Fit on whole videos (randomly cropped when long), predict scored segments and per-second curves."""
@@ -190,7 +170,7 @@ class ActionFormerHead:
             cfg = from_dict(ActionFormerConfig, cfg, "actionformer")
         self.cfg, self.stream_dims, self.seed = cfg, dict(stream_dims), int(seed)
         self.streams = sorted(stream_dims)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "actionformer.device")
         torch.manual_seed(self.seed)
         self.model = ActionFormerNet(cfg, self.stream_dims).to(self.device)
         self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None

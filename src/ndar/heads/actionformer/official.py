@@ -117,6 +117,24 @@ def _window(value) -> int:
     return int(sizes.pop())
 
 
+def _check_supported(cfg_dict: Mapping, model: dict, train: dict) -> None:
+    """Refuse the official options this port does not implement, rather than silently ignore them."""
+    if not isinstance(cfg_dict["input_dim"], int):
+        raise ValueError(
+            f"actionformer official config: input_dim={cfg_dict['input_dim']!r}; ndar supports one int "
+            "(features concatenated beforehand), not per-stream projections"
+        )
+    if model["fpn_dim"] != model["embd_dim"]:
+        raise ValueError(
+            f"actionformer official config: fpn_dim={model['fpn_dim']} must equal embd_dim="
+            f"{model['embd_dim']} with the identity neck"
+        )
+    if train["loss_weight"] <= 0:
+        raise ValueError(
+            "actionformer official config: train_cfg.loss_weight <= 0 (auto balancing) is not implemented"
+        )
+
+
 def config_from_official(cfg_dict: Mapping) -> tuple[ActionFormerConfig, int, int, list[int]]:
     """Official model kwargs -> (ndar config, input_dim, num_classes, classes without training data)."""
     known = set(MODEL_DEFAULTS) | IGNORED
@@ -132,20 +150,7 @@ def config_from_official(cfg_dict: Mapping) -> tuple[ActionFormerConfig, int, in
     _check_required("", model, REQUIRED)
     _check_required("train_cfg.", train, TRAIN_REQUIRED)
     _check_required("test_cfg.", test, TEST_REQUIRED)
-    if not isinstance(cfg_dict["input_dim"], int):
-        raise ValueError(
-            f"actionformer official config: input_dim={cfg_dict['input_dim']!r}; ndar supports one int "
-            "(features concatenated beforehand), not per-stream projections"
-        )
-    if model["fpn_dim"] != model["embd_dim"]:
-        raise ValueError(
-            f"actionformer official config: fpn_dim={model['fpn_dim']} must equal embd_dim="
-            f"{model['embd_dim']} with the identity neck"
-        )
-    if train["loss_weight"] <= 0:
-        raise ValueError(
-            "actionformer official config: train_cfg.loss_weight <= 0 (auto balancing) is not implemented"
-        )
+    _check_supported(cfg_dict, model, train)
     embed_layers, stem_blocks, branch_blocks = (int(n) for n in model["backbone_arch"])
     cfg = ActionFormerConfig(
         fusion="concat",
