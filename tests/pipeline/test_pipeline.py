@@ -11,7 +11,7 @@ from ndar.config import ConfigError, load_config
 from ndar.executor import Executor, StageError, run_stage
 from ndar.pipeline import MainConfig
 from ndar.pipeline import run as run_main_job
-from ndar.plan import Stage, build_plan, derive_config
+from ndar.plan import Stage, StageGroup, build_plan, derive_config
 from ndar.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,3 +242,36 @@ def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
         check_config(MainConfig(jobs=2, nproc=2))
     with pytest.raises(StageError, match="jobs=0"):
         check_config(MainConfig(jobs=0))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from ndar.cli import main
+
+    monkeypatch.chdir(REPO)
+    args = ["run", "--config", "configs/main/synthetic.yaml", "--dry-run", f"runs_dir={tmp_path / 'runs'}"]
+    args += [f"submissions_dir={tmp_path / 'subs'}", "tracks=[k400_vith]", "views=[rear]"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[1/11] synth" in out and "[11/11] ensemble" in out
+    assert "$ python -m ndar finetune --config" in out and "produces:" in out and "consumes:" in out
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
+    # a bad stage override fails while planning, before any folder exists
+    assert main([*args[:-3], *args[-3:], "ensemble_overrides=[tuning.roundz=1]"]) == 2
+    assert "ensemble.yaml" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    bad = [a for a in args if a != "--dry-run"] + ["finetune_overrides=[train.epochz=1]"]
+    assert main(bad) == 2 and not (tmp_path / "runs").exists()
+
+
+def test_plan_groups_independent_stages_and_chains_files(tmp_path, monkeypatch):
+    """The groups run in order; every file a stage consumes is the data root or made by an earlier stage."""
+    cfg, stages = plan_stages(tmp_path, monkeypatch, ["tracks=[k400_vith, ego_vitl]", "baseline=false"])
+    plan = build_plan(cfg)
+    groups = [(g.name, g.together, len(g.stages)) for g in plan.groups]
+    assert groups[:3] == [("synth", False, 1), ("check-data", False, 1), ("finetune", True, 8)]
+    assert ("heads", True, 4) in groups and groups[-1] == ("ensemble", False, 1)
+    assert all(isinstance(g, StageGroup) for g in plan.groups)
+    made = {Path(cfg.synth.out)}
+    for stage in stages:
+        for path in stage.inputs:
+            assert path in made or any(path == p.parent for p in made), (stage.name, path)
+        made |= set(stage.outputs) | {p.parent for p in stage.outputs}
