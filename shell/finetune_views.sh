@@ -16,11 +16,13 @@ OUT_DIR=${3:-${OUT_DIR:-weights/finetuned}}
 NUM_GPUS=${4:-${NUM_GPUS:-1}}
 FOLD=${5:-${FOLD:-all}}
 PY=${PYTHON:-python}
-case "$FOLD" in all | -1) FOLD=-1 SUFFIX="" ;; *) SUFFIX="_fold${FOLD}" ;; esac
+case "$FOLD" in all) FOLD=-1 ;; esac
+# folder names come from ndar.layout, the one place they are spelled
+model_dir() { "$PY" -m ndar layout finetune-dir --root "$OUT_DIR" --track "$TRACK" --view "$1" --fold "$FOLD"; }
 "$PY" -m ndar.utils.preflight finetune --data-root "$DATA_ROOT" --pretrained "$PRETRAINED" \
-  --out "$OUT_DIR/${TRACK}_rear${SUFFIX}" --out "$OUT_DIR/${TRACK}_dashboard${SUFFIX}"
+  --out "$(model_dir rear)" --out "$(model_dir dashboard)"
 for VIEW in rear dashboard; do
-  OUT="$OUT_DIR/${TRACK}_${VIEW}${SUFFIX}"
+  OUT=$(model_dir "$VIEW")
   "$PY" -m torch.distributed.run ${TORCHRUN_ARGS:---standalone} --nproc_per_node "$NUM_GPUS" \
     -m ndar finetune --config "$CONFIG" data.root="$DATA_ROOT" model.pretrained="$PRETRAINED" \
     data.view="$VIEW" data.fold="$FOLD" output="$OUT" ${FINETUNE_ARGS:-} ||

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check a submission file's format, ids, classes and times",
     ),
     "run": ("ndar.pipeline", "the main job: every stage from raw videos to a scored submission"),
+    "layout": ("ndar.layout", "print a run's folder names (for shell scripts): finetune-dir, features-dir"),
 }
 
 

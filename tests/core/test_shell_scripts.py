@@ -12,7 +12,8 @@ SCRIPTS = sorted(p.name for p in (ROOT / "shell").glob("*.sh"))
 
 
 def fake_python(tmp_path: Path, torchrun_fails: bool = False) -> dict:
-    """Env whose PYTHON runs the real checks (`ndar.utils.preflight`) and prints any other command
+    """Env whose PYTHON runs the real checks (`ndar.utils.preflight`) and folder names (`ndar layout`)
+    and prints any other command
     instead of running it (or, with `torchrun_fails`, creates the output folder and fails like a
     torchrun that died early)."""
     script = tmp_path / "python"
@@ -23,7 +24,8 @@ def fake_python(tmp_path: Path, torchrun_fails: bool = False) -> dict:
     )
     script.write_text(
         "#!/usr/bin/env bash\n"
-        f'if [ "$2" = ndar.utils.preflight ]; then exec {sys.executable} "$@"; fi\n{fail}\n'
+        f'if [ "$2" = ndar.utils.preflight ]; then exec {sys.executable} "$@"; fi\n'
+        f'if [ "$2 $3" = "ndar layout" ]; then exec {sys.executable} "$@"; fi\n{fail}\n'
     )
     script.chmod(0o755)
     src = str(ROOT / "src")

@@ -3,7 +3,6 @@ built from the same derived config the fold models read."""
 
 from __future__ import annotations
 
-import yaml
 from test_pipeline import plan_stages
 
 
@@ -20,7 +19,7 @@ def test_clip_cache_stages_come_first_and_fine_tunes_name_the_cache(tmp_path, mo
     assert argv[:2] == ["cache-clips", "--from-finetune"] and argv[2].endswith(
         "finetune_k400_vith_rear_fold0.yaml"
     )
-    configs = tmp_path / "runs" / cfg.name / "configs"
+    configs = {s.config.path.stem: s.config.data for s in calls if s.config is not None}
     for fold in (0, 1):
-        ft = yaml.safe_load((configs / f"finetune_k400_vith_rear_fold{fold}.yaml").read_text())
+        ft = configs[f"finetune_k400_vith_rear_fold{fold}"]
         assert ft["data"]["cache_dir"].endswith("clipcache/k400_vith") and ft["data"]["cache"] is False

@@ -13,16 +13,18 @@ import pytest
 import yaml
 
 from ndar.config import load_config
-from ndar.pipeline import MainConfig, MainJob, Stage
+from ndar.executor import Executor
+from ndar.pipeline import MainConfig
+from ndar.pipeline import run as run_main_job
+from ndar.plan import Stage, build_plan
 from ndar.utils.progress import format_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def planned_job(tmp_path, monkeypatch, overrides: list[str], seconds: float = 1.0):
-    """A main job whose stages are recorded (and their outputs created) instead of run."""
-    import ndar.pipeline as pipeline
-
+    """A main-job config and a stage runner that records each stage (and creates its outputs)
+    instead of running it."""
     calls: list[Stage] = []
 
     def fake_run(stage: Stage, nproc: int = 1) -> float:
@@ -32,7 +34,6 @@ def planned_job(tmp_path, monkeypatch, overrides: list[str], seconds: float = 1.
             out.write_text("{}")
         return seconds
 
-    monkeypatch.setattr(pipeline, "run_stage", fake_run)
     monkeypatch.chdir(REPO)
     base = [
         f"runs_dir={tmp_path / 'runs'}",
@@ -42,12 +43,12 @@ def planned_job(tmp_path, monkeypatch, overrides: list[str], seconds: float = 1.
     ]
     base.append(f"synth.out={tmp_path / 'data'}")
     cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", base + overrides)
-    return cfg, calls
+    return cfg, calls, fake_run
 
 
 def test_heads_and_ensemble_run_through_the_notebooks_with_complete_configs(tmp_path, monkeypatch):
-    cfg, calls = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]"])
-    MainJob(cfg).run()
+    cfg, calls, fake_run = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]"])
+    run_main_job(cfg, fake_run)
     by_name = {s.name: s.argv for s in calls}
     notebooks = tmp_path / "runs" / "synthetic" / "notebooks"
     tim = by_name["heads tim/k400_vith"]
@@ -62,19 +63,21 @@ def test_heads_and_ensemble_run_through_the_notebooks_with_complete_configs(tmp_
     cfg.notebooks = False
     cfg.name = "direct"
     calls.clear()
-    MainJob(cfg).run()
+    run_main_job(cfg, fake_run)
     by_name = {s.name: s.argv for s in calls}
     assert by_name["heads tim/k400_vith"][:3] == ["heads", "train", "--config"]
     assert by_name["ensemble"][:2] == ["ensemble", "--config"]
 
 
 def test_finished_stages_are_skipped_and_keep_their_times(tmp_path, monkeypatch, caplog):
-    cfg, calls = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]"], seconds=5.0)
-    first = MainJob(cfg).run()
+    cfg, calls, fake_run = planned_job(
+        tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]"], seconds=5.0
+    )
+    first = run_main_job(cfg, fake_run)
     ran = [s.name for s in calls]
     calls.clear()
     caplog.set_level("INFO", logger="ndar.pipeline")
-    second = MainJob(cfg).run()
+    second = run_main_job(cfg, fake_run)
     assert [s.name for s in calls] == ["check-data"]  # it has no outputs: always checked
     assert second["stages"] == first["stages"] and set(second["skipped"]) == set(ran) - {"check-data"}
     assert "[3/10] finetune k400_vith/rear fold0: skipped (done" in caplog.text
@@ -84,14 +87,17 @@ def test_finished_stages_are_skipped_and_keep_their_times(tmp_path, monkeypatch,
     # a stage whose config changed runs again, and so does everything after it
     calls.clear()
     cfg.head_overrides = {"tim": ["tim.epochs=2"]}
-    MainJob(cfg).run()
+    run_main_job(cfg, fake_run)
     assert [s.name for s in calls] == ["check-data", "heads tim/k400_vith", "ensemble"]
 
 
 def test_main_job_prints_the_short_summary_only(tmp_path, monkeypatch, capsys):
+    import ndar.pipeline as pipeline
     from ndar.cli import main
 
-    cfg, _ = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]"])
+    cfg, _, fake_run = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]"])
+    # the command line's own output is under test here, so its job runs with the recording runner
+    monkeypatch.setattr(pipeline, "run", lambda cfg: run_main_job(cfg, fake_run))
     args = ["run", f"runs_dir={tmp_path / 'runs'}", "--config", "configs/main/synthetic.yaml"]
     args += [
         f"submissions_dir={tmp_path / 'subs'}",
@@ -170,8 +176,8 @@ def test_notebooks_share_one_parameter_vocabulary_and_papermill_reads_every_line
 
 
 def test_eta_counts_unrecorded_stages_at_their_kinds_mean(tmp_path, monkeypatch):
-    cfg, _ = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "jobs=2"])
-    job = MainJob(cfg)
+    cfg, _, _ = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "jobs=2"])
+    job = Executor(build_plan(cfg), jobs=cfg.jobs)
     job.timings = {name: 10.0 for name in job.planned if not name.startswith(("heads", "ensemble"))}
     job.timings["heads tim/k400_vith"] = 200.0
     # actionformer: 200 s like the other heads run, shared by 2 jobs; the ensemble: the overall mean

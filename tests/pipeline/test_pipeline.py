@@ -6,23 +6,31 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ndar.config import load_config
-from ndar.pipeline import MainConfig, MainJob, Stage, StageError, derive_config, run_stage
+from ndar.config import ConfigError, load_config
+from ndar.executor import Executor, StageError, run_stage
+from ndar.pipeline import MainConfig
+from ndar.pipeline import run as run_main_job
+from ndar.plan import Stage, StageGroup, build_plan, derive_config
 from ndar.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_derive_config_replaces_nested_keys(tmp_path):
+def test_derive_config_loads_the_base_with_settings_and_overrides(tmp_path):
     base = tmp_path / "base.yaml"
-    base.write_text("a: 1\ndata:\n  root: x\n  view: rear\n")
-    out = derive_config(base, {"data.view": "dashboard", "b": [1, 2], "p": Path("/q")}, tmp_path / "d.yaml")
-    data = yaml.safe_load(out.read_text())
-    assert data == {"a": 1, "data": {"root": "x", "view": "dashboard"}, "b": [1, 2], "p": "/q"}
-    with pytest.raises(StageError, match="stage config not found"):
-        derive_config(tmp_path / "missing.yaml", {}, tmp_path / "e.yaml")
+    base.write_text("data:\n  root: x\n  view: rear\ntrain:\n  epochs: 7\n")
+    updates = {"data.view": "dashboard", "output": Path("/q"), "data.k": 4}
+    config = derive_config("finetune", base, updates, tmp_path / "d.yaml", ["train.epochs=2"])
+    data = config.data  # every key of FinetuneConfig, as the stage will load it
+    assert data["data"]["root"] == "x" and data["data"]["view"] == "dashboard" and data["data"]["k"] == 4
+    assert data["output"] == "/q" and data["train"]["epochs"] == 2 and "model" in data
+    assert not (tmp_path / "d.yaml").exists()  # planning writes nothing
+    with pytest.raises(ConfigError, match="config file not found"):
+        derive_config("finetune", tmp_path / "missing.yaml", {}, tmp_path / "e.yaml")
+    # a wrong key fails while planning, naming the derived config and the override
+    with pytest.raises(ConfigError, match=r"d.yaml .*override 'train.epochz=1'"):
+        derive_config("finetune", base, {}, tmp_path / "d.yaml", argv_overrides=["train.epochz=1"])
 
 
 def test_failing_stage_names_stage_command_and_log(tmp_path):
@@ -73,8 +81,7 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
         '"tuning.threshold_grid=[0.0]",tuning.per_class_thresholds=false]',
     ]
     cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", overrides)
-    job = MainJob(cfg)
-    summary = job.run()
+    summary = run_main_job(cfg)
 
     submission = tmp_path / "subs" / "e2e" / "submission.txt"
     assert submission.is_file() and (tmp_path / "subs" / "e2e" / "report.html").is_file()
@@ -100,12 +107,12 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     stamp = submission.stat().st_mtime_ns
     model = tmp_path / "runs" / "e2e" / "finetune" / "k400_vith_rear_fold0" / "model.safetensors"
     model_stamp = model.stat().st_mtime_ns
-    MainJob(cfg).run()
+    run_main_job(cfg)
     assert submission.stat().st_mtime_ns == stamp and model.stat().st_mtime_ns == model_stamp
 
 
 def test_stage_processes_do_not_inherit_a_process_group(monkeypatch):
-    from ndar.pipeline import _stage_env
+    from ndar.executor import _stage_env
 
     monkeypatch.setenv("MASTER_PORT", "12345")
     monkeypatch.setenv("RANK", "0")
@@ -132,16 +139,11 @@ def test_headline_names_scores_and_paths():
 
 
 def plan_stages(tmp_path, monkeypatch, overrides: list[str]) -> tuple[MainConfig, list[Stage]]:
-    """Run the main job with every stage recorded instead of run (one at a time, in plan order)."""
-    import ndar.pipeline as pipeline
-
-    calls: list[Stage] = []
-    monkeypatch.setattr(pipeline, "run_stage", lambda stage, nproc=1: calls.append(stage) or 0.0)
+    """The main job's stages, in plan order (nothing is run or written)."""
     monkeypatch.chdir(REPO)
     base = [f"runs_dir={tmp_path / 'runs'}", f"submissions_dir={tmp_path / 'subs'}", "jobs=1"]
     cfg = load_config(MainConfig, REPO / "configs" / "main" / "synthetic.yaml", base + overrides)
-    pipeline.MainJob(cfg).run()
-    return cfg, calls
+    return cfg, build_plan(cfg).stages
 
 
 def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
@@ -157,13 +159,14 @@ def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
         "finetune k400_vith/dashboard fold1",
     ]
     assert names.index("extract fold1") < names.index("merge-features") < names.index("heads tim/k400_vith")
-    configs = tmp_path / "runs" / cfg.name / "configs"
-    ft = yaml.safe_load((configs / "finetune_k400_vith_rear_fold1.yaml").read_text())
+    assert not (tmp_path / "runs").exists()
+    configs = {s.config.path.stem: s.config.data for s in calls if s.config is not None}
+    ft = configs["finetune_k400_vith_rear_fold1"]
     assert ft["data"]["k"] == 2 and ft["data"]["fold"] == 1 and ft["output"].endswith("k400_vith_rear_fold1")
-    ex = yaml.safe_load((configs / "extract_fold1.yaml").read_text())
+    ex = configs["extract_fold1"]
     assert ex["held_out_fold"] == 1 and ex["folds"] == 2
     assert ex["models"][0]["folder"].endswith("k400_vith_{view}_fold1")
-    heads = yaml.safe_load((configs / "heads_tim_k400_vith.yaml").read_text())
+    heads = configs["heads_tim_k400_vith"]
     assert heads["inputs"] == "probs" and heads["features_root"].endswith("features")
     merge = calls[names.index("merge-features")].argv
     assert merge[-2:] == [str(tmp_path / "runs" / cfg.name / "features_folds" / f"fold{f}") for f in (0, 1)]
@@ -177,17 +180,17 @@ def test_heads_extra_train_and_per_head_overrides_reach_only_their_heads(tmp_pat
         "heads_overrides=[seed=5]",
     ]
     cfg, calls = plan_stages(tmp_path, monkeypatch, overrides)
-    configs = tmp_path / "runs" / cfg.name / "configs"
-    tim = yaml.safe_load((configs / "heads_tim_ego_vitl.yaml").read_text())
+    configs = {s.config.path.stem: s.config.data for s in calls if s.config is not None}
+    tim = configs["heads_tim_ego_vitl"]
     assert (
         tim["extra_train_tracks"] == ["k400_vith", "ego_vitl"] and tim["feature_sets"][0] == "ego_vitl/rear"
     )
-    af = yaml.safe_load((configs / "heads_actionformer_ego_vitl.yaml").read_text())
+    af = configs["heads_actionformer_ego_vitl"]
     assert not af.get("extra_train_tracks")
     # the overrides are written into the stage's config (the common ones applied last), so the
     # notebook or a user re-running the stage from runs/<name>/configs/ gets the same run
     assert tim["tim"]["epochs"] == 3 and tim["seed"] == 5
-    assert af["seed"] == 5 and "tim" not in af
+    assert af["seed"] == 5 and not af["tim"]
 
 
 def test_per_head_settings_must_name_a_head_of_the_run():
@@ -213,9 +216,9 @@ def test_fold_models_refuse_embeddings_and_a_single_fold():
 def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
     import threading
 
-    from ndar.pipeline import MainJob, check_config
+    from ndar.pipeline import check_config
 
-    job = MainJob(MainConfig(runs_dir=tmp_path, jobs=2))
+    job = Executor(build_plan(MainConfig(runs_dir=tmp_path, notebooks=False)), jobs=2)
     together = threading.Barrier(2, timeout=10)  # passes only if two stages run at the same time
     done: list[str] = []
 
@@ -239,3 +242,36 @@ def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
         check_config(MainConfig(jobs=2, nproc=2))
     with pytest.raises(StageError, match="jobs=0"):
         check_config(MainConfig(jobs=0))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from ndar.cli import main
+
+    monkeypatch.chdir(REPO)
+    args = ["run", "--config", "configs/main/synthetic.yaml", "--dry-run", f"runs_dir={tmp_path / 'runs'}"]
+    args += [f"submissions_dir={tmp_path / 'subs'}", "tracks=[k400_vith]", "views=[rear]"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[1/11] synth" in out and "[11/11] ensemble" in out
+    assert "$ python -m ndar finetune --config" in out and "produces:" in out and "consumes:" in out
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
+    # a bad stage override fails while planning, before any folder exists
+    assert main([*args[:-3], *args[-3:], "ensemble_overrides=[tuning.roundz=1]"]) == 2
+    assert "ensemble.yaml" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    bad = [a for a in args if a != "--dry-run"] + ["finetune_overrides=[train.epochz=1]"]
+    assert main(bad) == 2 and not (tmp_path / "runs").exists()
+
+
+def test_plan_groups_independent_stages_and_chains_files(tmp_path, monkeypatch):
+    """The groups run in order; every file a stage consumes is the data root or made by an earlier stage."""
+    cfg, stages = plan_stages(tmp_path, monkeypatch, ["tracks=[k400_vith, ego_vitl]", "baseline=false"])
+    plan = build_plan(cfg)
+    groups = [(g.name, g.together, len(g.stages)) for g in plan.groups]
+    assert groups[:3] == [("synth", False, 1), ("check-data", False, 1), ("finetune", True, 8)]
+    assert ("heads", True, 4) in groups and groups[-1] == ("ensemble", False, 1)
+    assert all(isinstance(g, StageGroup) for g in plan.groups)
+    made = {Path(cfg.synth.out)}
+    for stage in stages:
+        for path in stage.inputs:
+            assert path in made or any(path == p.parent for p in made), (stage.name, path)
+        made |= set(stage.outputs) | {p.parent for p in stage.outputs}

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ndar.layout import STANDALONE
+
 
 @dataclass
 class BaselineConfig:
     """Downsampled frame statistics per second -> scikit-learn classifier -> one segment per class."""
 
     data_root: Path = Path("data/synthetic")  # dataset root with A1/ and A2/
-    out: Path = Path("runs/baseline")  # writes submission.txt, metrics.json, config.yaml, curves.npz
+    out: Path = STANDALONE.baseline  # writes submission.txt, metrics.json, config.yaml, curves.npz
     ground_truth: Path | None = None  # A2 ground truth (default <data_root>/A2_ground_truth.txt)
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     thumb_width: int = 16  # grey thumbnail size the frames are shrunk to

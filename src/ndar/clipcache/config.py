@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ndar.config import ConfigError
+from ndar.layout import STANDALONE
 
 
 @dataclass
 class ClipCacheConfig:
-    out: Path = Path("runs/clipcache")
+    out: Path = STANDALONE.clipcache()
     """Cache folder; each view gets `<out>/<view>/` (one shard per video + `cache.json`)."""
     root: Path | None = Path("data/synthetic")
     """Dataset root holding A1/ (used when `clips` is not given)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ndar.layout import STANDALONE
+
 
 @dataclass
 class ModelEntry:
@@ -46,7 +48,7 @@ class ExtractConfig:
     'float32', 'bfloat16', 'float16'."""
     compile: bool = False
     """Wrap each backbone in torch.compile (worth it for long runs on GPU)."""
-    out: Path = Path("runs/features")
+    out: Path = STANDALONE.features
     """Output folder: <out>/<track>/<view>/<video_stem>.npz + .json, failures.json, summary.json."""
     overwrite: bool = False
     """Recompute outputs that are already complete (otherwise they are skipped: resume)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ndar.config import ConfigError, check_value
+from ndar.layout import STANDALONE
 
 
 def typed_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +205,7 @@ class DeepSpeedSection:
 class FinetuneConfig:
     """One fine-tuning run. `output` receives the model folder, checkpoints, logs and metrics."""
 
-    output: Path = Path("runs/finetune/tiny_rear")
+    output: Path = STANDALONE.finetune("tiny", "rear")
     overwrite: bool = False
     """Re-run from scratch even when `output` holds a finished run (default: skip it)."""
     resume: str = "auto"
