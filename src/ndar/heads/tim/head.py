@@ -26,6 +26,7 @@ from ndar.heads.base import FeatureVideo, HeadOutput, register_head
 from ndar.heads.io import load_torch_state, save_torch_state
 from ndar.heads.logs import TrainLog
 from ndar.heads.softnms import batched_soft_nms
+from ndar.heads.tim.augment import augmented_streams, slot_features
 from ndar.heads.tim.config import TimConfig
 from ndar.heads.tim.losses import detection_loss, drloc_loss, mix, mixup_pairing, recognition_loss
 from ndar.heads.tim.model import TimModel
@@ -77,6 +78,7 @@ class _Video:
     t_end: np.ndarray
     seg_times: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     seg_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    aug: dict[str, torch.Tensor] = field(default_factory=dict)  # (K, N, D) copies, training only
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,6 +146,8 @@ class TimHead:
             prepared.seg_times, prepared.seg_labels = with_background(
                 video.segments, video.duration, self.cfg.background_chunk
             )
+            if self.cfg.augment_copies:
+                prepared.aug = augmented_streams(video, self.stream_dims)
         return prepared
 
     def _windows(self, video: _Video, stride: float) -> list[Window]:
@@ -157,8 +161,11 @@ class TimHead:
             duration, self.window_length, cfg.pyramid_base, cfg.pyramid_levels, cfg.pyramid_overlap
         )
 
-    def _collate(self, items: list[_Item], videos: list[_Video]) -> dict[str, torch.Tensor]:
-        """Stack items into padded tensors (on the model's device)."""
+    def _collate(
+        self, items: list[_Item], videos: list[_Video], rng: np.random.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Stack items into padded tensors (on the model's device); with `rng`, each feature slot
+        takes a random one of the video's copies (`ndar.heads.tim.augment`)."""
         batch, num_feats = len(items), self.cfg.num_feats
         num_queries = max(1, max(len(it.queries) for it in items))
         feats = {name: torch.zeros(batch, num_feats, dim) for name, dim in self.stream_dims.items()}
@@ -175,7 +182,9 @@ class TimHead:
             valid = it.window.index >= 0
             rows = torch.from_numpy(it.window.index[valid])
             for name in self.stream_dims:
-                feats[name][b, torch.from_numpy(valid)] = video.streams[name][rows]
+                feats[name][b, torch.from_numpy(valid)] = slot_features(
+                    video.streams[name], video.aug.get(name), rows, rng
+                )
             feat_iv[b] = feature_intervals(video.t_start, video.t_end, it.window)
             q = len(it.queries)
             query_iv[b, :q] = it.queries
@@ -386,7 +395,9 @@ class TimHead:
                 for step, chosen in enumerate(
                     tqdm(batches, desc=f"tim epoch {epoch + 1}", leave=False, disable=None)
                 ):
-                    batch = self._collate([items[i] for i in chosen], train_videos)
+                    batch = self._collate(
+                        [items[i] for i in chosen], train_videos, rng if cfg.augment_copies else None
+                    )
                     parts = self._loss(batch, rng, generator)
                     optimizer.zero_grad(set_to_none=True)
                     parts["loss"].backward()
