@@ -35,8 +35,7 @@ def augment_clips(
     """
     if clips.dtype != np.uint8:
         raise ValueError(
-            f"{stem}: augmented copies need uint8 frames, got {clips.dtype} clips "
-            "(a video-mean-subtracted backbone cannot take RandAugment copies)"
+            f"{stem}: augmented copies need uint8 frames (RandAugment works on images), got {clips.dtype} clips"
         )
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
