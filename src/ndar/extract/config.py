@@ -75,10 +75,18 @@ class ExtractConfig:
     """k of the driver folds `held_out_fold` refers to (the fine-tuning's `data.k`)."""
     fold_seed: int = 0
     """Seed of the driver folds (the fine-tuning's `data.fold_seed`)."""
+    augment_copies: int = 0
+    """RandAugment copies of every window written beside the clean features (`features_aug`,
+    `probs_aug`), for TIM's per-slot copy sampling (`tim.augment_copies`). Each costs one more
+    forward pass per window; 0 writes the clean features only."""
+    augment_spec: str = "rand-m9-n2-mstd0.5"
+    """timm RandAugment spec of the copies, applied identically to every frame of a clip."""
+    augment_seed: int = 0
+    """Seed of the copies: the same seed gives the same bytes whatever the batch size or ranks."""
 
     LIMITS = {
         "stride": ">= 1", "batch_size": ">= 1", "device": r"re:auto|cpu|cuda(:\d+)?",
         "dtype": ("auto", "float32", "bfloat16", "float16"), "num_workers": ">= 0", "convert_threads": ">= 0",
         "prefetch": ">= 1", "expected_fps": "> 0", "fps_tolerance": ">= 0", "limit": ">= 0", "held_out_fold": ">= 0",
-        "folds": ">= 2",
+        "folds": ">= 2", "augment_copies": ">= 0", "augment_spec": r"re:rand-.*",
     }  # fmt: skip

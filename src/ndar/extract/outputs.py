@@ -24,8 +24,11 @@ def feature_paths(out: Path, track: str, view: str, stem: str) -> tuple[Path, Pa
     return folder / f"{stem}.npz", folder / f"{stem}.json"
 
 
-def is_complete(npz_path: Path, json_path: Path, checkpoint_sha256: str, window: dict) -> bool:
-    """True when a finished pair exists that was made by the same checkpoint and window settings."""
+def is_complete(
+    npz_path: Path, json_path: Path, checkpoint_sha256: str, window: dict, augment: dict | None = None
+) -> bool:
+    """True when a finished pair exists that was made by the same checkpoint, window and augmented-copy
+    settings (`augment` None: no copies, and a pair made without copies has no "augment" key)."""
     if not (npz_path.is_file() and json_path.is_file()):
         return False
     try:
@@ -33,8 +36,12 @@ def is_complete(npz_path: Path, json_path: Path, checkpoint_sha256: str, window:
     except (OSError, ValueError) as err:
         log.warning("%s: unreadable (%s); it will be recomputed", json_path, err)
         return False
-    if meta.get("checkpoint_sha256") != checkpoint_sha256 or meta.get("window") != window:
-        log.info("%s: made with another checkpoint or window settings; recomputing", json_path)
+    if (
+        meta.get("checkpoint_sha256") != checkpoint_sha256
+        or meta.get("window") != window
+        or meta.get("augment") != augment
+    ):
+        log.info("%s: made with another checkpoint, window or augment settings; recomputing", json_path)
         return False
     if meta.get("npz_sha256") != sha256_file(npz_path):
         log.warning("%s: the npz beside it is not the one it describes; recomputing", json_path)
@@ -50,14 +57,30 @@ def write_features(
     t_start: np.ndarray,
     t_end: np.ndarray,
     meta: dict,
+    features_aug: np.ndarray | None = None,
+    probs_aug: np.ndarray | None = None,
 ) -> None:
-    """Write one feature set of one video: features (N, D) float16, probs (N, C) float32, times float64."""
+    """Write one feature set of one video: features (N, D) float16, probs (N, C) float32, times float64,
+    and optionally K augmented copies features_aug (K, N, D) float16 and probs_aug (K, N, C) float32."""
     n = len(t_start)
     if features.shape[0] != n or probs.shape[0] != n or len(t_end) != n:
         raise ValueError(
             f"{npz_path}: row counts differ: features {features.shape}, probs {probs.shape}, "
             f"t_start {len(t_start)}, t_end {len(t_end)}"
         )
+    extra = {}
+    if features_aug is not None or probs_aug is not None:
+        if features_aug is None or probs_aug is None:
+            raise ValueError(f"{npz_path}: features_aug and probs_aug go together")
+        if features_aug.shape[1:] != features.shape or probs_aug.shape[1:] != probs.shape:
+            raise ValueError(
+                f"{npz_path}: features_aug {features_aug.shape} / probs_aug {probs_aug.shape}: expected "
+                f"(K, {features.shape[0]}, {features.shape[1]}) / (K, {probs.shape[0]}, {probs.shape[1]})"
+            )
+        extra = {
+            "features_aug": np.asarray(features_aug, dtype=np.float16),
+            "probs_aug": np.asarray(probs_aug, dtype=np.float32),
+        }
     json_path.unlink(missing_ok=True)  # from here until the new json exists, the pair is incomplete
     with atomic_path(npz_path, suffix=".npz") as tmp:
         np.savez(
@@ -66,6 +89,7 @@ def write_features(
             probs=np.asarray(probs, dtype=np.float32),
             t_start=np.asarray(t_start, dtype=np.float64),
             t_end=np.asarray(t_end, dtype=np.float64),
+            **extra,
         )
     write_json(json_path, {**meta, "npz_sha256": sha256_file(npz_path)})
 

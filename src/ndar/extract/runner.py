@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 import ndar
 from ndar.config import save_config
+from ndar.extract.augment import augment_meta, embed_copies, make_augment
 from ndar.extract.config import ExtractConfig
 from ndar.extract.models import Backbone, embed, plan_backbones, preprocess_clips
 from ndar.extract.outputs import feature_paths, is_complete, write_features
@@ -276,7 +277,13 @@ def output_meta(
         "num_windows": int(feats.shape[0]),
         "feature_dim": int(feats.shape[1]),
         "ndar_version": ndar.__version__,
-    }
+    } | augment_record(cfg)
+
+
+def augment_record(cfg: ExtractConfig) -> dict:
+    """The sidecar's "augment" entry; absent without copies, so those files are unchanged."""
+    aug = augment_meta(cfg.augment_copies, cfg.augment_spec, cfg.augment_seed)
+    return {"augment": aug} if aug is not None else {}
 
 
 def extract_job(
@@ -284,10 +291,11 @@ def extract_job(
 ) -> JobResult:
     """Decode `job` once and write the outputs of every backbone whose outputs are not complete."""
     paths = [feature_paths(cfg.out, b.track, job.view, job.stem) for b in backbones]
+    aug_meta = augment_meta(cfg.augment_copies, cfg.augment_spec, cfg.augment_seed)
     todo = [
         i
         for i, b in enumerate(backbones)
-        if cfg.overwrite or not is_complete(*paths[i], b.sha256, b.window.to_dict())
+        if cfg.overwrite or not is_complete(*paths[i], b.sha256, b.window.to_dict(), aug_meta)
     ]
     if not todo:
         return JobResult("skipped")
@@ -309,7 +317,10 @@ def extract_job(
         convert_threads(cfg, device),
         [crop_plan(b, cfg) for b in models],
     )
-    outs: list[dict[str, list]] = [{"feats": [], "probs": [], "t0": [], "t1": []} for _ in models]
+    outs: list[dict[str, list]] = [
+        {"feats": [], "probs": [], "t0": [], "t1": [], "feats_aug": [], "probs_aug": []} for _ in models
+    ]
+    augments = [make_augment(cfg.augment_spec, b) for b in models] if cfg.augment_copies > 0 else []
     with tqdm(
         total=info.num_frames, desc=f"{job.view}/{job.stem}", unit="frame", leave=False, disable=not show
     ) as bar:
@@ -320,6 +331,20 @@ def extract_job(
             feats, probs = embed(backbone.net, x, amp)
             feats, probs = feats[: len(batch.t_start)], probs[: len(batch.t_start)]
             out = outs[batch.model]
+            if augments:
+                fa, pa = embed_copies(
+                    batch.clips,
+                    backbone,
+                    augments[batch.model],
+                    cfg.augment_copies,
+                    cfg.augment_seed,
+                    job.stem,
+                    len(out["t0"]),
+                    device,
+                    amp,
+                )  # (K, B, D), (K, B, C)
+                out["feats_aug"].append(fa)
+                out["probs_aug"].append(pa)
             out["feats"].append(feats)
             out["probs"].append(probs)
             out["t0"].extend(batch.t_start)
@@ -336,6 +361,7 @@ def extract_job(
             np.array(outs[k]["t0"]),
             np.array(outs[k]["t1"]),
             meta,
+            *aug_arrays(outs[k]),
         )
     return JobResult(
         "done",
@@ -344,6 +370,13 @@ def extract_job(
         load_s=loaded - start,
         extract_s=time.perf_counter() - loaded,
     )
+
+
+def aug_arrays(out: dict[str, list]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The collected augmented copies as (K, N, D) and (K, N, C) arrays, or (None, None) without copies."""
+    if not out["feats_aug"]:
+        return None, None
+    return torch.cat(out["feats_aug"], 1).cpu().numpy(), torch.cat(out["probs_aug"], 1).cpu().numpy()
 
 
 def remove_stale_temporaries(out: Path) -> None:

@@ -79,11 +79,19 @@ def read_feature_file(path: Path, inputs: str = "features") -> dict[str, np.ndar
             "t_start": data["t_start"].astype(np.float64),
             "t_end": data["t_end"].astype(np.float64),
         }
+        aug_key = f"{key}_aug"  # augmented copies (K, N, D), written when extraction was asked for them
+        if aug_key in data.files:
+            aug = data[aug_key].astype(np.float32)
+            out["aug"] = np.log(np.maximum(aug, LOG_FLOOR)) if inputs == "log_probs" else aug
     n = len(out["t_start"])
     if out["features"].ndim != 2 or out["features"].shape[0] != n or len(out["t_end"]) != n:
         raise ValueError(
             f"{path}: features {out['features'].shape}, t_start ({n},), t_end {out['t_end'].shape}: "
             "expected (N, D), (N,), (N,)"
+        )
+    if "aug" in out and (out["aug"].ndim != 3 or out["aug"].shape[1:] != out["features"].shape):
+        raise ValueError(
+            f"{path}: {aug_key} {out['aug'].shape}: expected (K, {n}, {out['features'].shape[1]})"
         )
     return out
 

@@ -36,6 +36,9 @@ class FeatureVideo:
     duration: float  # seconds; the curves have ceil(duration) rows
     segments: list[Segment] = field(default_factory=list)  # ground truth (empty in A2)
     split: str = "A1"  # "A1" | "A2"
+    # stream name -> (K, N, D) augmented copies from `extract.augment_copies` (empty: none); only
+    # TIM's training reads them (`tim.augment_copies`), every prediction uses `streams`
+    aug_streams: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def driver(self) -> str:
@@ -59,6 +62,13 @@ class FeatureVideo:
             if arr.ndim != 2 or arr.shape[0] != n:
                 raise ValueError(
                     f"video {self.key}: stream {name!r} has shape {tuple(arr.shape)}, expected ({n}, D)"
+                )
+        for name, arr in self.aug_streams.items():
+            clean = self.streams.get(name)
+            if clean is None or arr.ndim != 3 or arr.shape[1:] != clean.shape:
+                raise ValueError(
+                    f"video {self.key}: augmented copies of {name!r} have shape {tuple(arr.shape)}, "
+                    f"expected (K, {n}, D) beside a stream {name!r}"
                 )
 
 

@@ -79,6 +79,7 @@ def load_session(
         duration=video_duration(files[first_name], first["t_end"]),
         segments=list(session.segments),
         split=session.split,
+        aug_streams={name: a["aug"][:, :n] for name, a in arrays.items() if "aug" in a},
     )
     video.check()
     return video

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ndar.heads.base import FeatureVideo
+from ndar.heads.tim.augment import augmented_streams, slot_features
 from ndar.heads.tim.config import TimConfig
 from ndar.heads.tim.windows import (
     Window,
@@ -53,12 +54,18 @@ class PreparedVideo:
     t_end: np.ndarray
     seg_times: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     seg_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    aug: dict[str, torch.Tensor] = field(default_factory=dict)  # (K, N, D) copies, training only
 
 
 def prepare_video(
-    video: FeatureVideo, stream_dims: dict[str, int], background_chunk: float, with_targets: bool
+    video: FeatureVideo,
+    stream_dims: dict[str, int],
+    background_chunk: float,
+    with_targets: bool,
+    augment_copies: bool = False,
 ) -> PreparedVideo:
-    """Check the video's streams against the model's and convert them; add class-0 gaps for training."""
+    """Check the video's streams against the model's and convert them; add class-0 gaps for training
+    (and, with `augment_copies`, the video's augmented feature copies)."""
     video.check()
     missing = [name for name in stream_dims if name not in video.streams]
     if missing:
@@ -78,6 +85,8 @@ def prepare_video(
         prepared.seg_times, prepared.seg_labels = with_background(
             video.segments, video.duration, background_chunk
         )
+        if augment_copies:
+            prepared.aug = augmented_streams(video, stream_dims)
     return prepared
 
 
@@ -163,8 +172,11 @@ class Batcher:
                 items += self.chunks(0, window, ids, norm)
         return items
 
-    def collate(self, items: list[Item], videos: list[PreparedVideo]) -> dict[str, torch.Tensor]:
-        """Stack items into padded tensors (on the model's device)."""
+    def collate(
+        self, items: list[Item], videos: list[PreparedVideo], rng: np.random.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Stack items into padded tensors (on the model's device); with `rng`, each feature slot
+        takes a random one of the video's copies (`ndar.heads.tim.augment`)."""
         batch, num_feats = len(items), self.cfg.num_feats
         num_queries = max(1, max(len(it.queries) for it in items))
         feats = {name: torch.zeros(batch, num_feats, dim) for name, dim in self.stream_dims.items()}
@@ -179,17 +191,19 @@ class Batcher:
             "positive": np.zeros((batch, num_queries), bool),
         }
         for b, it in enumerate(items):
-            self._fill_row(arrays, feats, b, it, videos[it.video])
+            self._fill_row(arrays, feats, b, it, videos[it.video], rng)
         out = {"feats": {k: v.to(self.device) for k, v in feats.items()}}
         out.update({k: torch.from_numpy(a).to(self.device) for k, a in arrays.items()})
         return out
 
-    def _fill_row(self, arrays: dict, feats: dict, b: int, it: Item, video: PreparedVideo) -> None:
+    def _fill_row(self, arrays: dict, feats: dict, b: int, it: Item, video: PreparedVideo, rng=None) -> None:
         """Write one item's features, intervals and targets into row `b` of the batch arrays."""
         valid = it.window.index >= 0
         rows = torch.from_numpy(it.window.index[valid])
         for name in self.stream_dims:
-            feats[name][b, torch.from_numpy(valid)] = video.streams[name][rows]
+            feats[name][b, torch.from_numpy(valid)] = slot_features(
+                video.streams[name], video.aug.get(name), rows, rng
+            )
         arrays["feat_iv"][b] = feature_intervals(video.t_start, video.t_end, it.window)
         q = len(it.queries)
         arrays["query_iv"][b, :q] = it.queries

@@ -79,6 +79,10 @@ class TimConfig:
     """Mixup of features and time encodings with Beta(alpha, alpha); 0 disables it."""
     label_smoothing: float = 0.2
     """Label smoothing of the recognition cross-entropy."""
+    augment_copies: bool = False
+    """Train on the features' augmented copies (written by `extract.augment_copies`): each feature
+    slot of each training window draws one copy per step, clean included (official TIM); validation
+    and prediction use the clean copy. Training videos without copies are an error when on."""
 
     # --- optimisation ----------------------------------------------------------------------
     lr: float = 1e-4

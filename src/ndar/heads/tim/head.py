@@ -92,7 +92,9 @@ class TimHead:
         return cpu_threads(self.device, self.cfg.cpu_threads)
 
     def _prepare(self, video: FeatureVideo, with_targets: bool) -> PreparedVideo:
-        return prepare_video(video, self.stream_dims, self.cfg.background_chunk, with_targets)
+        return prepare_video(
+            video, self.stream_dims, self.cfg.background_chunk, with_targets, self.cfg.augment_copies
+        )
 
     def _windows(self, video: PreparedVideo, stride: float):
         return self.batcher.windows(video, stride)
@@ -296,7 +298,10 @@ class TimHead:
         for step, chosen in enumerate(
             tqdm(batches, desc=f"tim epoch {epoch + 1}", leave=False, disable=None)
         ):
-            parts = self._loss(batcher.collate([items[i] for i in chosen], videos), rng, generator)
+            copies_rng = rng if self.cfg.augment_copies else None  # one copy per slot (official TIM)
+            parts = self._loss(
+                batcher.collate([items[i] for i in chosen], videos, copies_rng), rng, generator
+            )
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             if cfg.grad_clip > 0:
