@@ -55,9 +55,9 @@ def test_training_batches_use_copies_and_inference_ignores_them(videos, tmp_path
     head = TimHead(tiny("recognition", augment_copies=True, epochs=1), DIMS, seed=0)
     head.feat_gap = 0.5
     prepared = [head._prepare(v, with_targets=True) for v in videos]
-    items = head._train_items(prepared, np.random.default_rng(0))[:4]
-    plain = head._collate(items, prepared)
-    drawn = head._collate(items, prepared, np.random.default_rng(0))
+    items = head.batcher.training_items(prepared, np.random.default_rng(0))[:4]
+    plain = head.batcher.collate(items, prepared)
+    drawn = head.batcher.collate(items, prepared, np.random.default_rng(0))
     valid = ~plain["feat_pad"]
     diff = (drawn["feats"]["rear"] - plain["feats"]["rear"])[valid].mean(-1)  # (slots,)
     assert 0.2 < float((diff.abs() > 5).float().mean()) < 0.95  # some slots clean, most copies
