@@ -67,6 +67,9 @@ class MainConfig:
     # drivers of fold f and extracts them, so every A1 feature is out-of-sample like A2 (whose
     # probabilities are averaged over the k models). 0 = one model per track and view (finetune_fold).
     finetune_folds: int = 0
+    # which model of each fine-tune extraction reads: final (the full schedule) or best (the epoch with
+    # the highest held-fold top-1, only kept where a fold is held out); see docs/finetune.md
+    finetune_checkpoint: str = "final"
     # fine-tune from a clip cache (`cache-clips`, one per track and view under <run>/clipcache/<track>):
     # every video decoded once, in order, instead of random access per clip (the real data's 8-min
     # 1080p files); the cache stage takes its settings from the derived fine-tuning config

@@ -251,7 +251,14 @@ class _Planner:
         """Extract with the single models, or with fold model `fold` on the videos it never saw."""
         cfg, layout = self.cfg, self.layout
         # the extract config names each model's folder with a {view} placeholder
-        models = [{"track": t, "folder": str(layout.finetune(t, "{view}", fold))} for t in cfg.tracks]
+        models = [
+            {
+                "track": t,
+                "folder": str(layout.finetune(t, "{view}", fold)),
+                "checkpoint": cfg.finetune_checkpoint,
+            }
+            for t in cfg.tracks
+        ]
         out = layout.features if fold is None else layout.fold_features(fold)
         updates = {**self.common(), "views": list(cfg.views), "models": models, "out": str(out)}
         if fold is not None:

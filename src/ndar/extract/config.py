@@ -23,6 +23,9 @@ class ModelEntry:
     """Frames a window spans (the clip is its last num_frames * sampling_rate frames); None = exactly that."""
     sampling_rate: int | None = None
     """Override the model folder's sampling rate (None keeps the one it was fine-tuned with)."""
+    checkpoint: str = "final"
+    """'final': the model of the last epoch (the folder itself); 'best': the epoch with the highest
+    held-fold top-1, kept in `<folder>/best`. Final by default: see docs/finetune.md."""
 
 
 @dataclass

@@ -86,8 +86,24 @@ class Backbone:
         )
 
 
+CHECKPOINTS = ("final", "best")
+
+
 def model_folder(entry: ModelEntry, view: str) -> Path:
-    return Path(entry.folder.format(view=view))
+    """The folder of the entry's view, or its `best/` model folder when the entry selects it."""
+    if entry.checkpoint not in CHECKPOINTS:
+        raise ValueError(
+            f"models[{entry.track}].checkpoint: {entry.checkpoint!r}, expected one of {', '.join(CHECKPOINTS)}"
+        )
+    folder = Path(entry.folder.format(view=view))
+    if entry.checkpoint == "final":
+        return folder
+    if (folder / "model.json").is_file() and not (folder / "best").is_dir():
+        raise FileNotFoundError(
+            f"models[{entry.track}].checkpoint: best, but {folder} has no best/ (it is only kept when "
+            "the fine-tune validates on a held fold; fold: -1 trains on every driver)"
+        )
+    return folder / "best"
 
 
 def checkpoint_sha256(folder: Path) -> str:

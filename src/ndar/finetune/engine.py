@@ -6,7 +6,9 @@ clipping). Checkpoints are ndar's own (`ndar.finetune.checkpoint`: safetensors +
 pickle), with every random stream, so a killed run resumes exactly. The output folder ends up
 holding the exported model folder (`model.safetensors` + `model.json`, read by
 `ndar.backbones.load_model_folder`), the resolved config, the generated DeepSpeed JSON,
-metrics.csv, TensorBoard logs and `checkpoints/`.
+metrics.csv, TensorBoard logs and `checkpoints/`. `best/` beside them is a second model folder, the
+weights of the epoch with the highest validation top-1 on the held fold (`best.json` inside says which
+epoch and what top-1); extraction uses the final model unless its config selects the best one.
 `metrics.json` is written last: its presence marks the run finished.
 """
 
@@ -32,7 +34,7 @@ from ndar.finetune.data import ClipDataset, build_datasets, finetune_spec
 from ndar.finetune.distributed import DistInfo, all_gather_objects, barrier, init_distributed
 from ndar.finetune.ds_config import build_deepspeed_config
 from ndar.utils.device import torch_threads
-from ndar.utils.io import write_json
+from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 from ndar.utils.runlog import RunLog
 
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 DONE_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
 
 
 def is_finished(output: Path) -> bool:
@@ -342,8 +346,9 @@ def fp32_state_dict(engine) -> dict[str, torch.Tensor]:
     return state
 
 
-def export_model(engine, spec, cfg: FinetuneConfig, dist: DistInfo) -> None:
-    """Write model.safetensors + model.json with fp32 weights (the master copy when one exists)."""
+def export_model(engine, spec, cfg: FinetuneConfig, dist: DistInfo, folder: Path | None = None) -> None:
+    """Write model.safetensors + model.json with fp32 weights (the master copy when one exists) into
+    `folder` (default: the run's output). Collective: every rank must call it."""
     state = fp32_state_dict(engine)
     if not dist.is_main:
         return
@@ -351,7 +356,33 @@ def export_model(engine, spec, cfg: FinetuneConfig, dist: DistInfo) -> None:
 
     export, _ = build_model(cfg)
     export.load_state_dict(state)
-    save_model_folder(export.eval(), spec, cfg.output)
+    save_model_folder(export.eval(), spec, folder or cfg.output)
+
+
+def best_so_far(output: Path) -> dict | None:
+    """{epoch, top1} of the kept best model, or None. Read from disk so a resumed run keeps
+    comparing against the epochs the killed attempt already validated."""
+    path = output / BEST_DIR / BEST_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def keep_if_best(engine, spec, cfg: FinetuneConfig, dist: DistInfo, epoch: int, top1: float | None) -> None:
+    """Export the model to `best/` when this epoch's validation top-1 beats every earlier one (ties
+    keep the earlier epoch). `best.json` is written after the weights, so it never names a model
+    folder that is not complete. Collective: `top1` comes from the main rank."""
+    top1 = all_gather_objects(top1)[0]
+    best = best_so_far(cfg.output) if dist.is_main else None
+    better = all_gather_objects(best is None or top1 > best["top1"])[0]
+    if not better:
+        return
+    folder = cfg.output / BEST_DIR
+    if dist.is_main:
+        (folder / BEST_FILE).unlink(missing_ok=True)
+    export_model(engine, spec, cfg, dist, folder)
+    if dist.is_main:
+        write_json(folder / BEST_FILE, {"epoch": epoch, "top1": float(top1)})
+        log.info("epoch %d: new best val top1 %.3f, kept in %s", epoch, top1, folder)
+    barrier()
 
 
 # ----------------------------------------------------------------------------------------- run
@@ -363,9 +394,11 @@ def prepare_output(cfg: FinetuneConfig, dist: DistInfo) -> None:
         if cfg.overwrite:
             for name in (DONE_FILE, "metrics.csv"):
                 (cfg.output / name).unlink(missing_ok=True)
-            shutil.rmtree(cfg.output / CHECKPOINT_DIR, ignore_errors=True)
+            for name in (CHECKPOINT_DIR, BEST_DIR):
+                shutil.rmtree(cfg.output / name, ignore_errors=True)
         elif cfg.resume == "none":
             (cfg.output / CHECKPOINT_DIR / "latest").unlink(missing_ok=True)
+            shutil.rmtree(cfg.output / BEST_DIR, ignore_errors=True)  # the older run's best
         save_config(cfg, cfg.output / "config.yaml")
     barrier()
 
@@ -440,6 +473,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set,
         summary["train"] = stats
         if vloader is not None and ((epoch + 1) % cfg.eval.every == 0 or last):
             metrics = evaluate(engine, vloader, dist)
+            keep_if_best(engine, spec, cfg, dist, epoch + 1, metrics["top1"] if metrics else None)
             if metrics is not None:
                 scalars = {k: metrics[k] for k in ("top1", "mean_class_acc", "loss")}
                 runlog.add(engine.global_steps, {"split": "val", "epoch": epoch + 1, **scalars})
@@ -460,6 +494,9 @@ def finish(engine, spec, cfg: FinetuneConfig, dist: DistInfo, summary: dict, run
     if dist.is_main:
         summary["finished"] = True
         summary["num_updates"] = int(engine.global_steps)
+        best = best_so_far(cfg.output)
+        if best is not None:
+            summary["best"] = {**best, "folder": BEST_DIR}
         if not math.isfinite(summary.get("train", {}).get("loss", 0.0)):
             log.warning("no training step ran in this invocation (already at epoch %d)", cfg.train.epochs)
         write_json(cfg.output / DONE_FILE, summary)
