@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ndar.config import load_config
-from ndar.pipeline import MainConfig, MainJob
+from ndar.pipeline import MainConfig
+from ndar.pipeline import run as run_main_job
 from ndar.submission import validate_submission
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def test_shrunken_rehearsal_reaches_a_valid_submission(tmp_path, monkeypatch):
         '"tuning.threshold_grid=[0.0]",tuning.per_class_thresholds=false]',
     ]
     cfg = load_config(MainConfig, REHEARSAL, overrides)
-    summary = MainJob(cfg).run()
+    summary = run_main_job(cfg)
     data = tmp_path / "data"
     import av
 
