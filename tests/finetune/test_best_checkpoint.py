@@ -108,3 +108,23 @@ def test_best_selected_for_a_run_without_a_held_fold_is_a_clear_error(run_all_ta
     entry = ModelEntry(track="k400", folder=str(tmp_path / "k400_{view}"), checkpoint="best")
     with pytest.raises(FileNotFoundError, match=r"checkpoint: best, but .*k400_rear has no best/"):
         model_folder(entry, "rear")
+
+
+def test_exporting_a_model_leaves_the_training_random_stream_alone(tmp_path):
+    """Keeping the best model mid-training builds an export model, whose initialisation draws from
+    torch's global RNG: the draw must not shift the training's later random numbers (the same seed
+    would otherwise train differently whenever a new best is kept)."""
+    from types import SimpleNamespace
+
+    from ndar.finetune.distributed import DistInfo
+    from ndar.finetune.engine import build_model, export_model
+
+    cfg = load_config(FinetuneConfig, TINY, [f"output={tmp_path / 'run'}"])
+    model, spec = build_model(cfg)
+    engine = SimpleNamespace(module=model)
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    export_model(engine, spec, cfg, DistInfo(rank=0, world_size=1, local_rank=0), tmp_path / "best")
+    assert torch.equal(torch.rand(4), expected)
+    assert (tmp_path / "best" / "model.safetensors").is_file()

@@ -354,7 +354,10 @@ def export_model(engine, spec, cfg: FinetuneConfig, dist: DistInfo, folder: Path
         return
     from ndar.backbones import save_model_folder
 
-    export, _ = build_model(cfg)
+    # building the export model initialises weights from torch's global RNG: fork it, so exporting
+    # (the best model mid-training) leaves the training's random stream exactly as it was
+    with torch.random.fork_rng(devices=[]):
+        export, _ = build_model(cfg)
     export.load_state_dict(state)
     save_model_folder(export.eval(), spec, folder or cfg.output)
 
