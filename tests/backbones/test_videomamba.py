@@ -372,19 +372,6 @@ def test_model_folder_round_trip(tmp_path):
 
 
 # ------------------------------------------------------------------ the fourth track end to end
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from ndar.synth.config import SynthConfig
-    from ndar.synth.generate import generate
-
-    out = tmp_path_factory.mktemp("mamba_synth") / "data"
-    cfg = SynthConfig(
-        out=out, drivers=3, test_drivers=1, fps=5.0, width=64, height=48, time_scale=0.1, views=["rear"], gop=10,
-        workers=1,
-    )  # fmt: skip
-    return generate(cfg)
-
-
 def test_fourth_track_finetunes_and_extracts_beside_a_vit(synth_root, tmp_path):
     from ndar.config import load_config
     from ndar.extract import ExtractConfig, ModelEntry

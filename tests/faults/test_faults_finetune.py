@@ -25,18 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "finetune" / "tiny" / "k400_vith.yaml"
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from ndar.synth.config import SynthConfig
-    from ndar.synth.generate import generate
-
-    cfg = SynthConfig(
-        out=tmp_path_factory.mktemp("faults_synth") / "data", drivers=3, test_drivers=1, fps=5.0, width=64,
-        height=48, time_scale=0.1, views=["rear"], gop=10, workers=1,
-    )  # fmt: skip
-    return generate(cfg)
-
-
 def overrides(root: Path, output: Path, *extra: str) -> list[str]:
     """The tiny config shrunk to seconds, with every random stream in use: mixup/cutmix (numpy),
     RandAugment (python), random erasing and drop path (torch), one DataLoader worker."""

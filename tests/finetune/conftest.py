@@ -1,23 +1,10 @@
-"""A tiny synthetic dataset (real H.264 videos, official layout) shared by the fine-tuning tests."""
+"""Helpers of the fine-tuning tests (the tiny dataset, `synth_root`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory) -> Path:
-    from ndar.synth.config import SynthConfig
-    from ndar.synth.generate import generate
-
-    out = tmp_path_factory.mktemp("finetune_synth") / "data"
-    cfg = SynthConfig(
-        out=out, drivers=3, test_drivers=1, fps=5.0, width=64, height=48, time_scale=0.1, views=["rear"], gop=10,
-        workers=1,
-    )  # fmt: skip
-    return generate(cfg)
 
 
 def tiny_overrides(root: Path, output: Path) -> list[str]:
