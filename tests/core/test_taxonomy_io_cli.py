@@ -52,6 +52,24 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert target.read_text() == "whole" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_a_writer_killed_mid_write_leaves_no_file_a_reader_glob_matches(tmp_path):
+    """kill -9 runs no cleanup: the temporary it leaves must not look like a finished `*.npz`."""
+    import numpy as np
+
+    from ndar.extract.runner import remove_stale_temporaries
+
+    features = tmp_path / "set" / "rear"
+    with atomic_path(features / "a.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, x=np.zeros(3))
+        fh.flush()
+        killed = features / tmp.name.replace(".a.npz.", ".b.npz.")  # a writer of b.npz killed here
+        killed.write_bytes(tmp.read_bytes()[:10])
+    assert np.load(features / "a.npz")["x"].shape == (3,)  # np.savez on an open file adds no suffix
+    assert [p.name for p in tmp_path.glob("*/*/*.npz")] == ["a.npz"]
+    remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in features.iterdir()) == ["a.npz"]
+
+
 def test_registry_refuses_duplicates_and_lists_names():
     reg = Registry("head")
     reg.register("a")(object)

@@ -82,9 +82,9 @@ def write_features(
             "probs_aug": np.asarray(probs_aug, dtype=np.float32),
         }
     json_path.unlink(missing_ok=True)  # from here until the new json exists, the pair is incomplete
-    with atomic_path(npz_path, suffix=".npz") as tmp:
+    with atomic_path(npz_path) as tmp, open(tmp, "wb") as fh:
         np.savez(
-            tmp,
+            fh,
             features=np.asarray(features, dtype=np.float16),
             probs=np.asarray(probs, dtype=np.float32),
             t_start=np.asarray(t_start, dtype=np.float64),

@@ -29,7 +29,7 @@ from ndar.extract.outputs import feature_paths, is_complete, write_features
 from ndar.extract.stream import WindowStream
 from ndar.taxonomy import canonical_view
 from ndar.utils.device import resolve_device
-from ndar.utils.io import write_json
+from ndar.utils.io import TEMP_SUFFIX, write_json
 from ndar.utils.progress import progress as tqdm
 from ndar.video import VideoError, VideoInfo, native_mean_frame, probe, resize_mean
 
@@ -381,7 +381,7 @@ def aug_arrays(out: dict[str, list]) -> tuple[np.ndarray | None, np.ndarray | No
 
 def remove_stale_temporaries(out: Path) -> None:
     """Delete temporary files a killed run left behind (never a finished file)."""
-    for tmp in list(out.glob("*/*/.*.npz")) + list(out.glob("*/*/.*.json")):
+    for tmp in out.glob(f"*/*/.*{TEMP_SUFFIX}"):
         tmp.unlink(missing_ok=True)
 
 

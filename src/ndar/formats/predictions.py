@@ -65,8 +65,8 @@ def write_predictions(
         arrays[str(key)] = curve
     out = Path(folder) / split
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "curves.npz", suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
+    with atomic_path(out / "curves.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     frame = segments[SEGMENT_COLUMNS].copy()
     frame["video"] = frame["video"].astype(str)
     frame["label"] = frame["label"].astype(int)

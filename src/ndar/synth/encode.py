@@ -30,7 +30,7 @@ def write_video(
     """
     rate = Fraction(fps).limit_denominator(1001)
     count = 0
-    with atomic_path(path, suffix=".MP4") as tmp:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)
             stream.width = width

@@ -15,18 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".part"
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
 
-    `suffix` keeps the extension libraries look at (np.savez adds '.npz' when missing).
+    The temporary name is `.<name>.<random>.part`: it never ends in the target's extension, so a
+    file a killed process left behind is never matched by a reader's `*.npz` or `*.json` glob
+    (pathlib's glob matches dot files). Writers that pick a format from the extension must be
+    told the format instead (np.savez / np.save on an open file, `av.open(..., format=...)`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
