@@ -5,6 +5,14 @@ python -m bench.bench_accuracy --report-only         # re-collect the tables fro
 python -m bench.bench_accuracy --ensemble-only TAG [key=value ...]
                                                      # re-run only the ensemble stage on the finished
                                                      # runs with changed settings, as variant TAG
+python -m bench.bench_accuracy --heads-only TAG [--heads tim] [key=value ...]
+                                                     # re-train the heads with changed settings (the
+                                                     # fine-tunes and features are kept), then the
+                                                     # ensemble on them, as variant TAG
+python -m bench.bench_accuracy --prefix mamba_s --data-prefix acc_s tracks=[videomamba_m] baseline=false
+python -m bench.bench_accuracy --ensemble-only with_mamba --add-run mamba_s
+                                                     # an extra track run on the same data, then the
+                                                     # ensemble with its heads and feature sets added
 
 Why: one synthetic dataset with four A2 sessions is too small to choose settings on; a setting is
 chosen on the MEAN A1 out-of-fold mOS over the seeds and A2 is read after (bench/results/accuracy.md).
@@ -16,6 +24,9 @@ pipeline's pipeline.json).
 An ensemble-only variant reads the stage config the main job derived (`runs/<run>/configs/ensemble.yaml`),
 writes to `submissions/<run>_<TAG>/` (the main run's own ensemble stays as it was), and copies the
 feature-set sources the main run already built, so only fusion, tuning and the report run again.
+With `--add-run PREFIX` the variant also fuses the heads and the feature-set sources of the finished
+runs `<PREFIX>S`, which must have been run on the same data (`--data-prefix`): that measures the
+ensemble with and without an extra track without re-running the tracks both share.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +65,7 @@ def run_main_job(args, seed: int) -> None:
         "--config",
         args.config,
         f"name={name}",
-        f"synth.out=data/{name}",
+        f"synth.out=data/{args.data_prefix or args.prefix}{seed}",
         f"synth.seed={seed}",
         f"synth.drivers={args.drivers}",
         f"synth.test_drivers={args.test_drivers}",
@@ -75,8 +87,26 @@ def run_ensemble_variant(args, seed: int) -> None:
     if not config.is_file():
         raise SystemExit(f"seed {seed}: {config} not found: run the main job on this seed first")
     out = ensemble_dir(args.prefix, seed, args.ensemble_only)
-    built = ensemble_dir(args.prefix, seed, BASE) / "sources"
-    if built.is_dir() and not (out / "sources").is_dir():
+    if args.add_run:
+        config = add_run_sources(
+            config, out, run_dir(args.add_run, seed), ensemble_dir(args.add_run, seed, BASE)
+        )
+    run_ensemble(args.prefix, seed, config, out, args.ensemble_only, args.overrides)
+
+
+def run_ensemble(
+    prefix: str,
+    seed: int,
+    config: Path,
+    out: Path,
+    tag: str,
+    overrides: list[str],
+    copy_sources: bool = True,
+) -> None:
+    """The ensemble stage with `config` into `out`, reusing the feature-set sources the main run
+    built unless `copy_sources` is off (the variant reads other features)."""
+    built = ensemble_dir(prefix, seed, BASE) / "sources"
+    if copy_sources and built.is_dir() and not (out / "sources").is_dir():
         shutil.copytree(built, out / "sources")
     cmd = [
         sys.executable,
@@ -86,16 +116,89 @@ def run_ensemble_variant(args, seed: int) -> None:
         "--config",
         str(config),
         f"run_name={out.name}",
-        *args.overrides,
+        *overrides,
     ]
     log = REPO / "bench" / "out" / f"{out.name}.log"
-    print(f"seed {seed}: ensemble variant {args.ensemble_only} (log {log})", flush=True)
+    print(f"seed {seed}: ensemble variant {tag} (log {log})", flush=True)
     start = time.perf_counter()
     with open(log, "a") as fh:
         proc = subprocess.run(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"seed {seed}: the ensemble variant failed (exit {proc.returncode}); see {log}")
     print(f"seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def add_run_sources(config: Path, out: Path, extra_run: Path, extra_ensemble: Path) -> Path:
+    """The ensemble config `config` with the heads and built feature-set sources of another finished
+    run added (same data); written beside the variant's outputs, its path returned."""
+    import yaml
+
+    extra_config = extra_run / "configs" / "ensemble.yaml"
+    built = extra_ensemble / "sources"
+    if not extra_config.is_file() or not built.is_dir():
+        raise SystemExit(f"--add-run: {extra_config} or {built} not found: run that job first")
+    cfg = yaml.safe_load(config.read_text())
+    extra = yaml.safe_load(extra_config.read_text())
+    if extra["data_root"] != cfg["data_root"]:
+        raise SystemExit(f"--add-run: {extra_run} used data {extra['data_root']}, not {cfg['data_root']}")
+    names = {s["name"] for s in cfg["sources"]} | {
+        Path(f).as_posix().replace("/", "_") for f in cfg["feature_sets"]
+    }
+    added = list(extra["sources"]) + [
+        {"name": folder.name, "path": str(folder.relative_to(REPO)), "kind": "feature_set"}
+        for folder in sorted(built.iterdir())
+        if (folder / "source.json").is_file()
+    ]
+    clash = sorted(names & {s["name"] for s in added})
+    if clash:
+        raise SystemExit(f"--add-run: source names {clash} are in both runs")
+    cfg["sources"] = list(cfg["sources"]) + added
+    path = out.parent / f"{out.name}.config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run_heads_variant(args, seed: int) -> None:
+    """Re-train the heads of one finished seed with `args.overrides` into `runs/<run>/heads_<TAG>/`
+    (two at a time, as the main job's `jobs: 2`), then its ensemble on them as variant TAG."""
+    import yaml
+
+    run = run_dir(args.prefix, seed)
+    tag = args.heads_only
+    # "{run}" in an override is this seed's run folder, e.g. features_root={run}/features_em
+    overrides = [o.replace("{run}", str(run.relative_to(REPO))) for o in args.overrides]
+    config = run / "configs" / "ensemble.yaml"
+    if not config.is_file():
+        raise SystemExit(f"seed {seed}: {config} not found: run the main job on this seed first")
+    cfg = yaml.safe_load(config.read_text())
+    features = [o.split("=", 1)[1] for o in overrides if o.startswith("features_root=")]
+    if features:  # the feature-set sources are rebuilt from these features too
+        cfg["features_root"] = features[-1]
+    jobs = []
+    for source in cfg["sources"]:
+        head_config = run / "configs" / f"heads_{source['name']}.yaml"
+        head = yaml.safe_load(head_config.read_text())["head"] if head_config.is_file() else None
+        if head is None or (args.heads and head not in args.heads):
+            continue
+        out = run / f"heads_{tag}" / source["name"]
+        source["path"] = str(out.relative_to(REPO))
+        if not (out / "metrics.json").is_file():
+            cmd = [sys.executable, "-m", "ndar", "heads", "train", "--config", str(head_config)]
+            jobs.append(cmd + [f"out={source['path']}", "overwrite=true", *overrides])
+    log = REPO / "bench" / "out" / f"{run.name}_heads_{tag}.log"
+    print(f"seed {seed}: heads variant {tag}: {len(jobs)} heads to train (log {log})", flush=True)
+    start = time.perf_counter()
+    with open(log, "a") as fh, ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(lambda c: subprocess.run(c, cwd=REPO, stdout=fh, stderr=fh).returncode, jobs))
+    if any(codes):
+        raise SystemExit(f"seed {seed}: a head of variant {tag} failed; see {log}")
+    out = ensemble_dir(args.prefix, seed, tag)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    variant_config = out.parent / f"{out.name}.config.yaml"
+    variant_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    print(f"seed {seed}: heads trained in {time.perf_counter() - start:.0f} s", flush=True)
+    run_ensemble(args.prefix, seed, variant_config, out, tag, [], copy_sources=not features)
 
 
 # ------------------------------------------------------------------------------------------ collection
@@ -128,6 +231,9 @@ def collect_seed(prefix: str, seed: int, variants: list[str]) -> dict:
         rows = {
             r["name"]: {"A1": r["oof_mOS"], "A2": r["test_mOS"]} for r in report if r["kind"] == "ensemble"
         }
+        for r in report:  # a heads variant's own heads (the main table shows the main run's)
+            if variant != BASE and r["kind"] == "head" and r["method"] == "own segments":
+                rows[f"head {r['name']} (own segments)"] = {"A1": r["oof_mOS"], "A2": r["test_mOS"]}
         nested = metrics.get("nested") or {}
         for key, label in (
             ("tuned_mOS", "ensemble nested (tuned)"),
@@ -219,6 +325,16 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--prefix", default="acc_s", help="run names are <prefix><seed>")
+    parser.add_argument("--data-prefix", help="data in data/<data-prefix><seed> (default: the run prefix)")
+    parser.add_argument(
+        "--add-run",
+        metavar="PREFIX",
+        help="with --ensemble-only: also fuse the sources of runs <PREFIX><seed>",
+    )
+    parser.add_argument(
+        "--heads-only", metavar="TAG", help="re-train the heads with the overrides, then the ensemble, as TAG"
+    )
+    parser.add_argument("--heads", nargs="+", help="with --heads-only: only these heads (default: all)")
     parser.add_argument("--config", default="configs/main/synthetic.yaml")
     parser.add_argument("--drivers", type=int, default=8)
     parser.add_argument("--test-drivers", type=int, default=4)
@@ -233,7 +349,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report_only:
         for seed in args.seeds:
-            (run_ensemble_variant if args.ensemble_only else run_main_job)(args, seed)
+            if args.heads_only:
+                run_heads_variant(args, seed)
+            elif args.ensemble_only:
+                run_ensemble_variant(args, seed)
+            else:
+                run_main_job(args, seed)
     variants = variants_found(args.prefix, args.seeds)
     per_seed = [collect_seed(args.prefix, seed, variants) for seed in args.seeds]
     command = "python -m bench.bench_accuracy " + " ".join(sys.argv[1:])

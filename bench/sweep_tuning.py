@@ -1,23 +1,23 @@
 """Sweep the ensemble tuner's settings on the finished multi-seed runs, choosing on the nested A1 estimate.
 
-python -m bench.sweep_tuning --variant NAME [key=value ...]    # e.g. tuning.min_gain=0.005
+python -m bench.sweep_tuning NAME [key=value ...] [NAME [key=value ...] ...]
+    e.g. python -m bench.sweep_tuning default margin tuning.level_margin=0.01 gain tuning.min_gain=0.005
 
 Why: re-running the whole ensemble stage per setting rebuilds the stacker and re-tunes every single
-source; the tuner's settings only need the fused inputs. This loads each seed's inputs once (sources,
-stacker; cached in bench/out/), then for the given ensemble overrides reports, per seed and as the
-mean over seeds, for every level of freedom: its nested estimate, and tuned on all of A1 its in-sample
-A1 mOS and (read after) its A2 mOS; and the level the nested estimate keeps. Rows are appended to
-bench/out/sweep_tuning.jsonl. Settings are chosen on the mean nested A1 mOS, never on A2.
+source; the tuner's settings only need the fused inputs. This builds each seed's inputs once (sources,
+stacker), then for every variant (a name followed by its ensemble overrides; they may change only the
+tuning and the priors, not the fusion inputs) reports, per seed and as the mean over seeds, for every
+level of freedom: its nested estimate, and tuned on all of A1 its in-sample A1 mOS and (read after)
+its A2 mOS; and the level the nested estimate keeps. Rows are appended to bench/out/sweep_tuning.jsonl.
+Settings are chosen on the mean nested A1 mOS, never on A2.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import logging
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_inputs(prefix: str, seed: int, overrides: list[str]):
-    """(cfg, oof inputs, test inputs, A1 truth, A2 truth) of one seed; fusion inputs cached on disk."""
-    from ndar.config import load_config, to_dict
+def load_inputs(prefix: str, seed: int):
+    """(oof inputs, test inputs, A1 truth, A2 truth) of one seed, from its main ensemble config."""
+    from ndar.config import load_config
     from ndar.ensemble.config import EnsembleConfig
     from ndar.ensemble.stage import (
         a1_ground_truth,
@@ -37,23 +37,44 @@ def load_inputs(prefix: str, seed: int, overrides: list[str]):
         fusion_inputs,
     )
 
-    config = REPO / "runs" / f"{prefix}{seed}" / "configs" / "ensemble.yaml"
-    cfg = load_config(EnsembleConfig, config, overrides)
-    fusion_key = json.dumps(
-        {"fusion": to_dict(cfg.fusion), "stacker": to_dict(cfg.stacker), "seed": cfg.seed}, sort_keys=True
-    )
-    digest = hashlib.sha1(fusion_key.encode()).hexdigest()[:10]
-    cache = REPO / "bench" / "out" / f"fusion_{prefix}{seed}_{digest}.pkl"
+    cfg = load_config(EnsembleConfig, seed_config(prefix, seed), [])
     truth = a1_ground_truth(cfg)
     test_truth = a2_ground_truth(cfg, a2_video_ids(cfg))
-    if cache.is_file():
-        oof, test = pickle.loads(cache.read_bytes())
-    else:
-        sources = collect_sources(cfg, REPO / "submissions" / f"{prefix}{seed}")
-        oof, test = fusion_inputs(cfg, sources, truth)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_bytes(pickle.dumps((oof, test)))
-    return cfg, oof, test, truth, test_truth
+    sources = collect_sources(cfg, REPO / "submissions" / f"{prefix}{seed}")
+    oof, test = fusion_inputs(cfg, sources, truth)
+    return oof, test, truth, test_truth
+
+
+def seed_config(prefix: str, seed: int) -> Path:
+    return REPO / "runs" / f"{prefix}{seed}" / "configs" / "ensemble.yaml"
+
+
+def variant_config(prefix: str, seed: int, overrides: list[str]):
+    """The seed's ensemble config with a variant's overrides; refused if they change the fusion inputs."""
+    from ndar.config import load_config, to_dict
+    from ndar.ensemble.config import EnsembleConfig
+
+    base = load_config(EnsembleConfig, seed_config(prefix, seed), [])
+    cfg = load_config(EnsembleConfig, seed_config(prefix, seed), overrides)
+    for field in ("fusion", "stacker", "sources", "feature_sets", "seed"):
+        if to_dict(getattr(cfg, field)) != to_dict(getattr(base, field)):
+            raise SystemExit(f"{overrides}: changes `{field}`, which the shared fusion inputs depend on")
+    return cfg
+
+
+def parse_variants(tokens: list[str]) -> dict[str, list[str]]:
+    """`NAME k=v k=v NAME2 k=v` -> {NAME: [k=v, k=v], NAME2: [k=v]}."""
+    variants: dict[str, list[str]] = {}
+    for token in tokens:
+        if "=" not in token:
+            if token in variants:
+                raise SystemExit(f"variant {token!r} named twice")
+            variants[token] = []
+        elif not variants:
+            raise SystemExit(f"{token!r}: name the variant before its overrides")
+        else:
+            variants[list(variants)[-1]].append(token)
+    return variants
 
 
 def evaluate(cfg, oof, test, truth, test_truth) -> dict:
@@ -94,27 +115,12 @@ def mean(values) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--prefix", default="acc_s")
-    parser.add_argument("--variant", required=True, help="name of this setting in the output")
-    parser.add_argument("overrides", nargs="*", help="ensemble config overrides, e.g. tuning.min_gain=0.005")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    per_seed = {}
-    for seed in args.seeds:
-        cfg, oof, test, truth, test_truth = load_inputs(args.prefix, seed, args.overrides)
-        per_seed[seed] = evaluate(cfg, oof, test, truth, test_truth)
-        print(f"seed {seed}: {json.dumps(per_seed[seed])}", flush=True)
-    levels = list(per_seed[args.seeds[0]]["levels"])
+def summarise(name: str, overrides: list[str], per_seed: dict) -> dict:
+    levels = list(next(iter(per_seed.values()))["levels"])
     runs = per_seed.values()
-    summary = {
-        "variant": args.variant,
-        "overrides": args.overrides,
-        "command": "python -m bench.sweep_tuning " + " ".join(sys.argv[1:]),
+    return {
+        "variant": name,
+        "overrides": overrides,
         "seeds": per_seed,
         "mean": {
             **{
@@ -125,12 +131,36 @@ def main() -> None:
             "kept nested": mean(r["nested_kept"] for r in runs),
             "kept in_sample": mean(r["in_sample"] for r in runs),
             "kept a2": mean(r["a2"] for r in runs),
+            "kept levels": [r["level"] for r in runs],
         },
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--prefix", default="acc_s")
+    parser.add_argument("variants", nargs="+", help="NAME [key=value ...], repeated")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    variants = parse_variants(args.variants)
+    results: dict[str, dict] = {name: {} for name in variants}
+    for seed in args.seeds:
+        oof, test, truth, test_truth = load_inputs(args.prefix, seed)
+        for name, overrides in variants.items():
+            cfg = variant_config(args.prefix, seed, overrides)
+            results[name][seed] = evaluate(cfg, oof, test, truth, test_truth)
+            print(f"seed {seed} {name}: {json.dumps(results[name][seed])}", flush=True)
+    command = "python -m bench.sweep_tuning " + " ".join(sys.argv[1:])
     out = REPO / "bench" / "out" / "sweep_tuning.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:
-        fh.write(json.dumps(summary) + "\n")
-    print(json.dumps(summary["mean"], indent=1))
+        for name, overrides in variants.items():
+            summary = {**summarise(name, overrides, results[name]), "command": command}
+            fh.write(json.dumps(summary) + "\n")
+            print(name, json.dumps(summary["mean"], indent=1))
 
 
 if __name__ == "__main__":
