@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ndar.config import load_config, save_config
 from ndar.executor import Executor, StageError, run_stage
+from ndar.extract.merge import PROBS_RULES
 from ndar.plan import ENSEMBLE_NOTEBOOK, HEAD_NOTEBOOKS, REPO, Plan, Stage, build_plan, describe
 from ndar.synth.config import MainJobSynthConfig
 from ndar.utils.io import read_json, write_json
@@ -67,6 +68,10 @@ class MainConfig:
     # drivers of fold f and extracts them, so every A1 feature is out-of-sample like A2 (whose
     # probabilities are averaged over the k models). 0 = one model per track and view (finetune_fold).
     finetune_folds: int = 0
+    # how the k fold models' probabilities of an A2 video are merged (`merge-features --probs`):
+    # "entropy-matched" sharpens their mean to one model's entropy, the sharpness the heads and
+    # the ensemble learn from on A1 (docs/finetune.md); "mean" is the plain mean
+    merge_probs: str = "entropy-matched"
     # which model of each fine-tune extraction reads: final (the full schedule) or best (the epoch with
     # the highest held-fold top-1, only kept where a fold is held out); see docs/finetune.md
     finetune_checkpoint: str = "final"
@@ -101,6 +106,8 @@ def check_config(cfg: MainConfig) -> None:
     """Refuse settings that would run for minutes and then mislead: checked before any stage starts."""
     if cfg.finetune_folds == 1 or cfg.finetune_folds < 0:
         raise StageError(f"finetune_folds={cfg.finetune_folds}: use 0 (one model) or k >= 2 fold models")
+    if cfg.merge_probs not in PROBS_RULES:
+        raise StageError(f"merge_probs={cfg.merge_probs!r}: expected one of {list(PROBS_RULES)}")
     if cfg.jobs < 1:
         raise StageError(f"jobs={cfg.jobs}: expected 1 (one stage at a time) or more")
     if cfg.jobs > 1 and cfg.nproc > 1:

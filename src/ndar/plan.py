@@ -278,7 +278,8 @@ class _Planner:
 
     def merge_features(self) -> Stage:
         sources = [self.layout.fold_features(f) for f in self.folds]
-        argv = ["merge-features", "--out", str(self.layout.features), *map(str, sources)]
+        argv = ["merge-features", "--out", str(self.layout.features), "--probs", self.cfg.merge_probs]
+        argv += [str(s) for s in sources]
         return self.stage("merge-features", argv, outputs=[self.layout.features], inputs=sources)
 
     # ------------------------------------------------------------------ heads and ensemble

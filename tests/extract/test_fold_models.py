@@ -118,3 +118,48 @@ def test_a_copy_killed_midway_leaves_no_pair_that_looks_merged(tmp_path: Path, m
     monkeypatch.undo()
     assert merge.merge_fold_features([f0, f1], out)["copied"] == 1  # resume redoes it
     assert read_json(folder / "A1video.json")["checkpoint_sha256"] == "new"
+
+
+def entropy(p: np.ndarray) -> float:
+    """Mean window entropy in nats, written here apart from the code under test."""
+    p = p.astype(np.float64)
+    return float(np.mean([-sum(v * np.log(v) for v in row if v > 0) for row in p]))
+
+
+def test_entropy_matched_merge_is_as_sharp_as_one_fold_model_and_keeps_its_ranking(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    f0, f1 = tmp_path / "fold0", tmp_path / "fold1"
+    a = rng.dirichlet(np.full(16, 0.3), size=40).astype(np.float32)  # two models that disagree
+    b = rng.dirichlet(np.full(16, 0.3), size=40).astype(np.float32)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    write_pair(f0, "A2video", a, x, "sha0")
+    write_pair(f1, "A2video", b, x, "sha1")
+    plain, matched = tmp_path / "plain", tmp_path / "matched"
+    merge_fold_features([f0, f1], plain, "mean")
+    merge_fold_features([f0, f1], matched, "entropy-matched")
+    mean = read_features(plain / "k400_vith" / "rear" / "A2video.npz")["probs"]
+    sharp = read_features(matched / "k400_vith" / "rear" / "A2video.npz")["probs"]
+    target = (entropy(a) + entropy(b)) / 2
+    assert entropy(mean) > target + 0.1  # the plain mean is flatter than either model
+    assert entropy(sharp) == pytest.approx(target, abs=1e-3)
+    np.testing.assert_allclose(sharp.sum(axis=1), 1.0, atol=1e-5)
+    assert (np.argsort(-sharp, axis=1)[:, :3] == np.argsort(-mean, axis=1)[:, :3]).all()
+    meta = read_json(matched / "k400_vith" / "rear" / "A2video.json")
+    assert meta["probs_rule"] == "entropy-matched" and 0 < meta["probs_temperature"] < 1
+    # a merge with the other rule is redone, not taken as finished; the same rule resumes
+    assert merge_fold_features([f0, f1], plain, "entropy-matched")["averaged"] == 1
+    assert merge_fold_features([f0, f1], plain, "entropy-matched")["skipped"] == 1
+    with pytest.raises(ValueError, match="probs rule 'max'"):
+        merge_fold_features([f0, f1], plain, "max")
+
+
+def test_entropy_matched_merge_leaves_agreeing_models_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.ones(16), size=10).astype(np.float32)
+    x = rng.normal(size=(10, 8)).astype(np.float32)
+    write_pair(tmp_path / "fold0", "A2video", p, x, "sha0")
+    write_pair(tmp_path / "fold1", "A2video", p, x, "sha1")
+    merge_fold_features([tmp_path / "fold0", tmp_path / "fold1"], tmp_path / "out", "entropy-matched")
+    merged = read_features(tmp_path / "out" / "k400_vith" / "rear" / "A2video.npz")["probs"]
+    np.testing.assert_allclose(merged, p, atol=1e-6)
+    assert read_json(tmp_path / "out" / "k400_vith" / "rear" / "A2video.json")["probs_temperature"] == 1.0

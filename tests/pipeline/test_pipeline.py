@@ -170,6 +170,7 @@ def test_fold_models_plan_stages_and_configs(tmp_path, monkeypatch):
     assert heads["inputs"] == "probs" and heads["features_root"].endswith("features")
     merge = calls[names.index("merge-features")].argv
     assert merge[-2:] == [str(tmp_path / "runs" / cfg.name / "features_folds" / f"fold{f}") for f in (0, 1)]
+    assert merge[merge.index("--probs") + 1] == cfg.merge_probs
 
 
 def test_heads_extra_train_and_per_head_overrides_reach_only_their_heads(tmp_path, monkeypatch):
@@ -211,6 +212,8 @@ def test_fold_models_refuse_embeddings_and_a_single_fold():
     with pytest.raises(StageError, match="k >= 2"):
         check_config(MainConfig(finetune_folds=1, heads_inputs="probs"))
     check_config(MainConfig(finetune_folds=0, heads_inputs="features"))
+    with pytest.raises(StageError, match="merge_probs='max'"):
+        check_config(MainConfig(finetune_folds=2, heads_inputs="probs", merge_probs="max"))
 
 
 def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
