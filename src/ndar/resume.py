@@ -1,7 +1,11 @@
 """The one rule for starting a stage again over its own output folder.
 
 Every stage records the settings its outputs were made with (its resolved config). Started again:
-- same settings and the outputs are complete -> skip (re-running the main job resumes it);
+- same settings and the outputs are complete -> skip (re-running the main job resumes it), as long
+  as the files they were made from are unchanged: the heads record a digest of their feature files
+  in each fold's fold.json, the ensemble one of its sources' predictions and feature files in
+  done.json, a built feature-set source one in its source.json; a different digest redoes that
+  work (features re-merged or re-extracted, heads retrained, all with unchanged settings);
 - other settings -> refuse, listing each `key: old -> new`, so outputs made one way are never
   silently mixed with, or replaced by, outputs made another way;
 - `overwrite=true` -> redo with the new settings.

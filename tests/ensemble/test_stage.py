@@ -11,6 +11,7 @@ from ndar.cli import main as cli_main
 from ndar.data.discover import load_dataset
 from ndar.ensemble import run
 from ndar.ensemble.sources import feature_set_source, load_source
+from ndar.ensemble.stage import source_is_current
 from ndar.resume import SettingsChanged
 from ndar.submission import read_submission, validate_submission
 
@@ -76,6 +77,31 @@ def test_other_settings_over_a_finished_run_are_refused(first_run):
     with pytest.raises(SettingsChanged, match=r"ensemble: .*\(seed: 0 -> 1\): pass overwrite=true"):
         run(dataclasses.replace(cfg, seed=1))
     assert done.read_text() == before  # nothing was redone
+
+
+@pytest.mark.slow
+def test_sources_remade_with_the_same_settings_redo_a_finished_run(bench, tiny_config, tmp_path):
+    """Resume keys on what the stage read too: heads retrained (or features re-merged) with the same
+    settings must not leave a submission made from their old predictions."""
+    import shutil
+
+    from ndar.formats.predictions import read_predictions, write_predictions
+
+    folders = {n: shutil.copytree(f, tmp_path / "sources" / n) for n, f in bench.folders.items()}
+    cfg = tiny_config(bench, tmp_path / "runs")
+    cfg = dataclasses.replace(
+        cfg, sources=[dataclasses.replace(s, path=folders[s.name]) for s in cfg.sources]
+    )
+    run(cfg)
+    submission = tmp_path / "runs" / "tiny" / "submission.txt"
+    submission.write_text("marker\n")
+    run(cfg)
+    assert submission.read_text() == "marker\n"  # nothing changed: the finished run is skipped
+    curves, segments = read_predictions(folders["src0"], "test")
+    write_predictions(folders["src0"], "test", {k: c[::-1].copy() for k, c in curves.items()}, segments)
+    run(cfg)
+    assert submission.read_text() != "marker\n"  # src0's A2 predictions changed: redone
+    assert validate_submission(submission, video_ids=bench.root / "data" / "A2" / "video_ids.csv") == []
 
 
 @pytest.mark.slow
@@ -146,6 +172,10 @@ def test_feature_set_source(bench, tmp_path):
         (source.oof_segments["video"] == key) & (source.oof_segments["label"] == label)
     ]
     assert abs(found["start"].iloc[0] - start) <= 1 and abs(found["end"].iloc[0] - end) <= 1
+    # a built source is reused while its feature files are the same, rebuilt once they are remade
+    assert source_is_current(folder, tmp_path / "features", "k400_vith/rear")
+    write_features(tmp_path / "features", load_dataset(data, "A2"), "k400_vith", "rear", rng, {})
+    assert not source_is_current(folder, tmp_path / "features", "k400_vith/rear")
     missing = tmp_path / "features" / "k400_vith" / "dashboard"
     with pytest.raises(FileNotFoundError, match="feature file not found"):
         feature_set_source(tmp_path / "features", "k400_vith/dashboard", data, tmp_path / "src2")

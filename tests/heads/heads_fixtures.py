@@ -19,6 +19,7 @@ from ndar.heads.synthetic import make_feature_videos
 from ndar.postprocess import one_segment_per_class
 from ndar.postprocess.curves import windows_to_curve
 from ndar.taxonomy import NUM_CLASSES, VIEW_FILE_PREFIX
+from ndar.utils.io import sha256_file
 
 FPS = 30.0
 
@@ -86,6 +87,7 @@ def write_feature_file(path: Path, video: FeatureVideo, stream: str) -> None:
         t_end=video.t_end,
     )
     meta = {"backbone": "test", "fps": FPS, "frame_count": int(round(video.duration * FPS))}
+    meta["npz_sha256"] = sha256_file(path)  # as the extractor's sidecar names its npz (docs/interfaces.md)
     path.with_suffix(".json").write_text(json.dumps(meta))
 
 

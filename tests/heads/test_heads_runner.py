@@ -144,3 +144,26 @@ def test_fold_models_trained_with_other_settings_are_not_reused(synthetic_datase
     run_train(tiny_config(ds, out, folds=2, overwrite="true"))  # redone: the 3-fold models are gone
     assert sorted(p.name for p in (out / "folds").iterdir()) == ["fold_0", "fold_1"]
     assert "folds: 2" in (out / "config.yaml").read_text().splitlines()
+
+
+def test_features_remade_with_the_same_settings_retrain_the_folds(synthetic_dataset, tmp_path):
+    """Resume keys on the feature files too: re-extracted or re-merged features with unchanged
+    settings must not leave predictions made from the old ones."""
+    from heads_fixtures import video_stem, write_feature_file
+
+    ds = synthetic_dataset
+    out = tmp_path / "run"
+    run_train(tiny_config(ds, out))
+    fold_json = out / "folds" / "fold_0" / "fold.json"
+    stamp = fold_json.stat().st_mtime_ns
+    before, _ = read_predictions(out, "test")
+    run_train(tiny_config(ds, out))
+    assert fold_json.stat().st_mtime_ns == stamp  # same files: nothing retrained
+
+    video = ds["a2"][0]  # an A2 video's features remade, as a new merge or extraction would
+    video.streams["rear"] = video.streams["rear"][:, ::-1].copy()
+    write_feature_file(ds["features"] / "trk" / "rear" / f"{video_stem('rear', video.key)}.npz", video, "rear")
+    run_train(tiny_config(ds, out))
+    assert fold_json.stat().st_mtime_ns != stamp
+    after, _ = read_predictions(out, "test")
+    assert not np.allclose(after[video.key], before[video.key])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ndar.formats.features import feature_files_digest
 from ndar.formats.predictions import read_predictions, segments_frame, write_predictions
 from ndar.postprocess.simple import one_segment_per_class
 from ndar.utils.io import write_json
@@ -100,5 +101,14 @@ def feature_set_source(
             {k: one_segment_per_class(c, threshold=threshold, smooth=smooth) for k, c in curves.items()}
         )
         write_predictions(out_dir, name, curves, segments)
-    write_json(out_dir / "source.json", {"kind": "feature_set", "feature_set": feature_set})
+    meta = {"kind": "feature_set", "feature_set": feature_set}
+    write_json(
+        out_dir / "source.json", {**meta, "features_sha256": feature_set_digest(features_root, feature_set)}
+    )
     return out_dir
+
+
+def feature_set_digest(features_root: str | Path, feature_set: str) -> str:
+    """Hash of the feature set's files (`feature_files_digest`): a source built from other feature
+    files is rebuilt, not reused."""
+    return feature_files_digest([Path(features_root) / feature_set])

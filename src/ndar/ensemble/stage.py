@@ -25,13 +25,14 @@ from ndar.ensemble.config import EnsembleConfig
 from ndar.ensemble.fusion import fuse_segments
 from ndar.ensemble.nested import choose_and_tune
 from ndar.ensemble.report import confusion_per_second, write_report_html
-from ndar.ensemble.sources import PredictionSource, feature_set_source, load_source
+from ndar.ensemble.sources import PredictionSource, feature_set_digest, feature_set_source, load_source
 from ndar.ensemble.stacker import fit_stacker
 from ndar.ensemble.tuning import EnsembleParams, ground_truth_frame, predict, tune
+from ndar.formats.features import feature_files_digest
 from ndar.metrics.mos import mos
 from ndar.resume import saved_settings, should_skip
 from ndar.submission import read_submission, validate_submission, write_submission
-from ndar.utils.io import atomic_write_text, read_json, write_json
+from ndar.utils.io import atomic_write_text, read_json, tree_digest, write_json
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def collect_sources(cfg: EnsembleConfig, run_dir: Path) -> list[PredictionSource
             raise ValueError("feature_sets needs features_root and data_root in the ensemble config")
         name = feature_set.replace("/", "_")
         folder = run_dir / "sources" / name
-        if not (folder / "test" / "segments.csv").is_file():
+        if not source_is_current(folder, cfg.features_root, feature_set):
             feature_set_source(cfg.features_root, feature_set, cfg.data_root, folder, cfg.labels_dir)
         sources.append(load_source(name, folder, "feature_set"))
     names = [s.name for s in sources]
@@ -66,6 +67,27 @@ def collect_sources(cfg: EnsembleConfig, run_dir: Path) -> list[PredictionSource
     if len(set(names)) != len(names):
         raise ValueError(f"source names repeat: {names}")
     return sources
+
+
+def source_is_current(folder: Path, features_root: Path, feature_set: str) -> bool:
+    """A feature set's built source is reused only if it was built from the feature files now there."""
+    meta = folder / "source.json"
+    if not ((folder / "test" / "segments.csv").is_file() and meta.is_file()):
+        return False
+    if read_json(meta).get("features_sha256") != feature_set_digest(features_root, feature_set):
+        log.info("%s: its feature files changed since it was built; rebuilding it", folder)
+        return False
+    return True
+
+
+def inputs_digest(cfg: EnsembleConfig) -> str:
+    """One hash of what the stage reads: the predictions of every source folder and the feature
+    files of every feature set. A finished run is skipped only while it is unchanged."""
+    digest = tree_digest([Path(s.path) / split for s in cfg.sources for split in ("oof", "test")])
+    if cfg.features_root is not None and cfg.feature_sets:
+        folders = [Path(cfg.features_root) / f for f in cfg.feature_sets]
+        digest += feature_files_digest(folders)
+    return digest
 
 
 def a1_ground_truth(cfg: EnsembleConfig) -> Truth:
@@ -357,7 +379,11 @@ def run(cfg: EnsembleConfig) -> dict:
     run_dir = Path(cfg.out_dir) / cfg.run_name
     done_path = run_dir / "done.json"
     saved = saved_settings(run_dir / "config.yaml")
-    if should_skip("ensemble", run_dir, cfg, saved, done_path.is_file(), cfg.overwrite, RESUME_IGNORED):
+    inputs = inputs_digest(cfg)
+    complete = done_path.is_file() and read_json(done_path).get("inputs_sha256") == inputs
+    if done_path.is_file() and not complete:
+        log.info("ensemble: %s was made from other source or feature files; redoing it", run_dir)
+    if should_skip("ensemble", run_dir, cfg, saved, complete, cfg.overwrite, RESUME_IGNORED):
         return read_json(done_path)["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
@@ -422,7 +448,7 @@ def run(cfg: EnsembleConfig) -> dict:
     }
     write_json(run_dir / "metrics.json", result)
     resolved = json.loads(json.dumps(to_dict(cfg), default=str))
-    write_json(done_path, {"config": resolved, "result": result})
+    write_json(done_path, {"config": resolved, "result": result, "inputs_sha256": inputs})
     log.info(
         "ensemble %s: OOF mOS %.4f, test mOS %s -> %s",
         cfg.run_name,

@@ -7,6 +7,7 @@ cheap. Feature sets are named `<track>/<view>`; a file of a session is found fro
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -106,3 +107,25 @@ def video_duration(npz_path: Path, t_end: np.ndarray) -> float:
         if frames and fps:
             return float(frames) / float(fps)
     return float(t_end.max()) if len(t_end) else 0.0
+
+
+def feature_files_digest(folders: list[Path]) -> str:
+    """One hash naming every feature file under `folders` (feature-set folders) and its content.
+
+    Why: a stage that skips when its settings are unchanged (heads, ensemble) must notice features
+    remade with the same settings (a new merge rule, a re-extraction). A file's content is named by
+    the npz sha256 its sidecar JSON records (the extractor and merge write it), so no large file is
+    read; a file without one is named by its size and modification time."""
+    digest = hashlib.sha256()
+    for folder in map(Path, folders):
+        digest.update(f"[{folder.parent.name}/{folder.name}]".encode())
+        for npz in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+            if npz.name.startswith("."):
+                continue
+            meta = npz.with_suffix(".json")
+            named = json.loads(meta.read_text()).get("npz_sha256") if meta.is_file() else None
+            if named is None:
+                stat = npz.stat()
+                named = f"{stat.st_size}:{stat.st_mtime_ns}"
+            digest.update(f"{npz.name}={named};".encode())
+    return digest.hexdigest()

@@ -195,12 +195,27 @@ def fold_dir(cfg: HeadsConfig, fold: int) -> Path:
     return Path(cfg.out) / "folds" / f"fold_{fold}"
 
 
+def features_digest(cfg: HeadsConfig) -> str:
+    """One hash of the feature files of every set the head reads (`feature_files_digest`): it
+    changes when the features are re-extracted or re-merged with the same settings."""
+    from ndar.formats.features import feature_files_digest
+
+    sets = list(cfg.feature_sets) + [s for extra in extra_train_sets(cfg) for s in extra]
+    return feature_files_digest([Path(cfg.features_root) / s for s in sets])
+
+
 def fold_done(cfg: HeadsConfig, fold: int) -> bool:
+    """The fold's model and predictions are there and were made from the feature files now in place."""
     folder = fold_dir(cfg, fold)
     needed = [folder / "fold.json", folder / "model.pt", folder / "oof" / "segments.csv"]
     if cfg.predict_test:
         needed.append(folder / "test" / "segments.csv")
-    return all(p.exists() for p in needed)
+    if not all(p.exists() for p in needed):
+        return False
+    if read_json(folder / "fold.json").get("features_sha256") != features_digest(cfg):
+        log.info("fold %d: the feature files changed since it was trained; training it again", fold)
+        return False
+    return True
 
 
 def outputs_to_source(outputs: dict[str, HeadOutput]) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
@@ -225,6 +240,7 @@ def train_fold(
     """Fit one fold's model, save it, write its OOF and test predictions and fold.json."""
     folder = fold_dir(cfg, fold)
     folder.mkdir(parents=True, exist_ok=True)
+    features_sha256 = features_digest(cfg)  # what it is trained on, recorded for the resume
     started = time.time()
     head = build_head(cfg.head, head_config(cfg), stream_dims(train), cfg.seed + fold)
     history = head.fit(train, held, folder)
@@ -237,6 +253,7 @@ def train_fold(
         "held_out": sorted(v.key for v in held),
         "fit_seconds": fit_s,
         "history": history,
+        "features_sha256": features_sha256,
     }
     write_json(folder / "fold.json", info)
     return info

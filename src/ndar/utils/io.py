@@ -74,3 +74,21 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_digest(roots: list[Path], pattern: str = "*") -> str:
+    """One sha256 over the files matching `pattern` under each root (their relative names and
+    contents; temporaries and missing roots left out).
+
+    Why: a stage that skips when its settings are unchanged must also notice when the files it
+    read were remade (re-extracted features, re-trained heads); the digest recorded beside its
+    outputs tells."""
+    digest = hashlib.sha256()
+    for root in map(Path, roots):
+        digest.update(f"[{root.parent.name}/{root.name}]".encode())
+        files = sorted(root.rglob(pattern)) if root.is_dir() else []
+        for path in files:
+            if path.is_file() and not path.name.startswith("."):
+                digest.update(path.relative_to(root).as_posix().encode())
+                digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
