@@ -175,6 +175,11 @@ def run_heads_variant(args, seed: int) -> None:
     features = [o.split("=", 1)[1] for o in overrides if o.startswith("features_root=")]
     if features:  # the feature-set sources are rebuilt from these features too
         cfg["features_root"] = features[-1]
+    if args.only_sources:  # the variant keeps just these heads (e.g. one head over every track)
+        missing = set(args.only_sources) - {s["name"] for s in cfg["sources"]}
+        if missing:
+            raise SystemExit(f"--only-sources: {sorted(missing)} are not sources of {config}")
+        cfg["sources"] = [s for s in cfg["sources"] if s["name"] in args.only_sources]
     jobs = []
     for source in cfg["sources"]:
         head_config = run / "configs" / f"heads_{source['name']}.yaml"
@@ -211,6 +216,7 @@ def collect_seed(prefix: str, seed: int, variants: list[str]) -> dict:
     out: dict = {"seed": seed, "rows": {}, "variants": {}}
     pipeline = read_json(run_dir(prefix, seed) / "pipeline.json") or {}
     out["seconds"] = pipeline.get("seconds")
+    out["reused"] = len(pipeline.get("skipped") or [])  # stages a resumed invocation took as done
     baseline = read_json(run_dir(prefix, seed) / "baseline" / "metrics.json")
     if baseline:
         out["rows"]["baseline"] = {"A1": (baseline.get("oof") or {}).get("mOS"), "A2": baseline.get("mOS")}
@@ -291,9 +297,12 @@ def render(per_seed: list[dict], variants: list[str], command: str) -> str:
         "",
         *table(labels, per_seed, lambda s, label: s["rows"].get(label)),
         "",
-        "wall time of the main job (s): "
+        "wall time of the main job's last invocation (s): "
         + ", ".join(
-            f"seed {s['seed']}: {s['seconds']:.0f}" if s["seconds"] else f"seed {s['seed']}: -"
+            f"seed {s['seed']}: {s['seconds']:.0f}"
+            + (f" ({s['reused']} stages reused from an earlier run)" if s.get("reused") else "")
+            if s["seconds"]
+            else f"seed {s['seed']}: -"
             for s in per_seed
         ),
     ]
@@ -335,6 +344,12 @@ def main() -> None:
         "--heads-only", metavar="TAG", help="re-train the heads with the overrides, then the ensemble, as TAG"
     )
     parser.add_argument("--heads", nargs="+", help="with --heads-only: only these heads (default: all)")
+    parser.add_argument(
+        "--only-sources",
+        nargs="+",
+        metavar="NAME",
+        help="with --heads-only: the variant's ensemble keeps only these head sources",
+    )
     parser.add_argument("--config", default="configs/main/synthetic.yaml")
     parser.add_argument("--drivers", type=int, default=8)
     parser.add_argument("--test-drivers", type=int, default=4)

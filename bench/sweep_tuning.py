@@ -133,7 +133,24 @@ def summarise(name: str, overrides: list[str], per_seed: dict) -> dict:
             "kept a2": mean(r["a2"] for r in runs),
             "kept levels": [r["level"] for r in runs],
         },
+        "fold_gain": fold_gains(levels, runs),
     }
+
+
+def fold_gains(levels: list[str], runs) -> dict:
+    """Each level's gain over the one before it on every held-out driver fold of every seed (mean,
+    sd, count): the noise a `level_margin` has to stand above."""
+    out = {}
+    for before, level in zip(levels, levels[1:]):
+        diffs = [
+            a - b
+            for r in runs
+            for a, b in zip(r["levels"][level]["fold_mOS"], r["levels"][before]["fold_mOS"])
+        ]
+        m = sum(diffs) / len(diffs)
+        sd = (sum((d - m) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else 0.0
+        out[f"{level} - {before}"] = {"mean": round(m, 4), "sd": round(sd, 4), "n": len(diffs)}
+    return out
 
 
 def main() -> None:
@@ -160,7 +177,7 @@ def main() -> None:
         for name, overrides in variants.items():
             summary = {**summarise(name, overrides, results[name]), "command": command}
             fh.write(json.dumps(summary) + "\n")
-            print(name, json.dumps(summary["mean"], indent=1))
+            print(name, json.dumps({**summary["mean"], "fold_gain": summary["fold_gain"]}, indent=1))
 
 
 if __name__ == "__main__":

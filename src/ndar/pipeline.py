@@ -69,9 +69,10 @@ class MainConfig:
     # probabilities are averaged over the k models). 0 = one model per track and view (finetune_fold).
     finetune_folds: int = 0
     # how the k fold models' probabilities of an A2 video are merged (`merge-features --probs`):
-    # "entropy-matched" sharpens their mean to one model's entropy, the sharpness the heads and
-    # the ensemble learn from on A1 (docs/finetune.md); "mean" is the plain mean
-    merge_probs: str = "entropy-matched"
+    # "mean", the plain fold ensemble; "entropy-matched" sharpens it to one model's entropy, the
+    # sharpness the heads learn from on A1. Measured over three seeds, sharpening did not help
+    # (docs/extract.md), so the plain mean stays
+    merge_probs: str = "mean"
     # which model of each fine-tune extraction reads: final (the full schedule) or best (the epoch with
     # the highest held-fold top-1, only kept where a fold is held out); see docs/finetune.md
     finetune_checkpoint: str = "final"
