@@ -205,17 +205,22 @@ def features_digest(cfg: HeadsConfig) -> str:
 
 
 def fold_done(cfg: HeadsConfig, fold: int) -> bool:
-    """The fold's model and predictions are there and were made from the feature files now in place."""
+    """The fold's model and predictions are there (`discard_stale_fold` first removes a fold made
+    from other feature files)."""
     folder = fold_dir(cfg, fold)
     needed = [folder / "fold.json", folder / "model.pt", folder / "oof" / "segments.csv"]
     if cfg.predict_test:
         needed.append(folder / "test" / "segments.csv")
-    if not all(p.exists() for p in needed):
-        return False
-    if read_json(folder / "fold.json").get("features_sha256") != features_digest(cfg):
+    return all(p.exists() for p in needed)
+
+
+def discard_stale_fold(cfg: HeadsConfig, fold: int) -> None:
+    """Remove a finished fold trained on other feature files (its model, its checkpoints, its
+    predictions), so it is trained again from scratch rather than resumed from the old model."""
+    info = fold_dir(cfg, fold) / "fold.json"
+    if info.is_file() and read_json(info).get("features_sha256") != features_digest(cfg):
         log.info("fold %d: the feature files changed since it was trained; training it again", fold)
-        return False
-    return True
+        shutil.rmtree(fold_dir(cfg, fold))
 
 
 def outputs_to_source(outputs: dict[str, HeadOutput]) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
@@ -413,6 +418,8 @@ def run_folds(
         own = [v for f, vs in held.items() if f != fold for v in vs]
         train = own + extra_for(extra or [], own)
         info_path = fold_dir(cfg, fold) / "fold.json"
+        if retrain:
+            discard_stale_fold(cfg, fold)
         if retrain and not fold_done(cfg, fold):
             log.info(
                 "fold %d: training on %d sessions (+%d extra sequences), holding out %d",
