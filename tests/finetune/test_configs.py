@@ -126,8 +126,10 @@ def test_cutmix_box_is_the_same_in_every_frame():
 
 
 # The fine-tune YAMLs were rewritten as a few lines over a shared base at this commit's child; the
-# configs they resolve to must be exactly those of the flat files before it.
+# configs they resolve to must be exactly those of the flat files before it, apart from the settings
+# deliberately changed since (each chosen on the accuracy bench, bench/results/accuracy.md).
 FLAT_REVISION = "3550012"
+CHANGED_SINCE = {"configs/finetune/tiny/_base_.yaml": ["aug.label_smoothing=0.1"]}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(ROOT / "configs").as_posix())
@@ -145,4 +147,13 @@ def test_config_over_its_base_resolves_to_the_flat_config_before_the_rewrite(pat
     flat = tmp_path / "flat.yaml"
     flat.write_text(shown.stdout)
     assert "_base_" not in shown.stdout
-    assert to_dict(load_config(FinetuneConfig, path)) == to_dict(load_config(FinetuneConfig, flat))
+    changed = [o for base, overrides in CHANGED_SINCE.items() if base in uses_base(path) for o in overrides]
+    assert to_dict(load_config(FinetuneConfig, path)) == to_dict(load_config(FinetuneConfig, flat, changed))
+
+
+def uses_base(path) -> list[str]:
+    """The repository paths of the `_base_` files `path` is written over (one level)."""
+    import yaml
+
+    base = (yaml.safe_load(path.read_text()) or {}).get("_base_")
+    return [(path.parent / base).resolve().relative_to(ROOT).as_posix()] if base else []
