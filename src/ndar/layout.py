@@ -91,6 +91,12 @@ class RunLayout:
     def clipcache(self, track: str | None = None) -> Path:
         return self.run_dir / "clipcache" / (track or "")
 
+    def clipcache_manifest(self, track: str, view: str) -> Path:
+        """Written last by `cache-clips` (`ndar.clipcache.store.MANIFEST`): the view's cache is built."""
+        from ndar.taxonomy import canonical_view
+
+        return self.clipcache(track) / canonical_view(view) / "cache.json"
+
     def finetune(self, track: str, view: str, fold: int | None = None) -> Path:
         return self.run_dir / "finetune" / model_name(track, view, fold)
 

@@ -146,8 +146,9 @@ class _Planner:
         if cfg.baseline:
             groups.append(StageGroup("baseline", [self.baseline()]))
         if cfg.clip_cache:  # before the fine-tunes, which may run together and share a cache;
-            # one at a time: each uses every core it is given
-            groups += [StageGroup(s.name, [s]) for s in self.cache_clips_all()]
+            # `jobs` at a time when each is one process, else one at a time (each uses its workers)
+            single = cfg.clip_cache_workers == 1
+            groups.append(StageGroup("cache-clips", self.cache_clips_all(), together=single))
         finetunes = [self.finetune(t, v, f) for t in cfg.tracks for v in cfg.views for f in self.folds]
         groups.append(StageGroup("finetune", finetunes, together=True))
         if cfg.finetune_folds:  # one at a time: extraction uses every core itself
@@ -233,7 +234,10 @@ class _Planner:
                 argv = ["cache-clips", "--from-finetune", str(config.path)]
                 argv += ["--workers", str(self.cfg.clip_cache_workers), *self.cfg.finetune_overrides]
                 name = f"cache-clips {track}/{view}"
-                stages.append(self.stage(name, argv, inputs=[self.data_root], config=config))
+                manifest = self.layout.clipcache_manifest(track, view)
+                stages.append(
+                    self.stage(name, argv, inputs=[self.data_root], outputs=[manifest], config=config)
+                )
         return stages
 
     def finetune(self, track: str, view: str, fold: int | None) -> Stage:

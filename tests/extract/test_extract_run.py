@@ -140,11 +140,7 @@ def test_a_crash_while_writing_leaves_no_partial_file(
     monkeypatch.setattr(outputs_module.np, "savez", savez_then_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(config(dataset, models_dir, tmp_path))
-    assert [
-        p
-        for p in tmp_path.rglob("*")
-        if p.is_file() and p.name not in ("config.yaml", "run.log")
-    ] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("config.yaml", "run.log")] == []
 
 
 def _write_yaml(path: Path, cfg: dict) -> Path:

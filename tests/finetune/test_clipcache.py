@@ -18,7 +18,7 @@ from ndar.clipcache.config import ClipCacheConfig
 from ndar.clipcache.store import ClipStore, cache_settings, check_matches
 from ndar.finetune.data import ClipDataset, load_clip_samples
 from ndar.finetune.transforms import EvalClipTransform
-from ndar.video.geometry import plan_geometry, resolve_crop_box
+from ndar.video.geometry import Geometry, resolve_crop_box
 
 SETTINGS = dict(num_frames=4, sampling_rate=1, img_size=32, crop="synthetic", max_frames=8, k=3)
 
@@ -82,14 +82,22 @@ def test_a_cache_made_with_other_settings_is_refused(synth_root: Path, built: Pa
         check_matches(built / "rear", expected_settings(), samples.iloc[1:])
 
 
-def test_cache_clips_match_decoded_clips(synth_root: Path, built: Path) -> None:
+@pytest.mark.parametrize("resize", ["squash", "pad"])
+def test_cache_clips_match_decoded_clips(synth_root: Path, built: Path, resize: str, tmp_path: Path) -> None:
     """Validation input from the cache equals validation input decoded by random access."""
     samples = load_clip_samples(synth_root, None, "rear", k=3).iloc[:12].reset_index(drop=True)
     spec = dataclasses.replace(
         get_spec("videomae_vit_tiny"), num_frames=4, sampling_rate=1, img_size=32,
-        crop_box=resolve_crop_box("synthetic", "rear"),
+        crop_box=resolve_crop_box("synthetic", "rear"), resize=resize,
     )  # fmt: skip
-    plan = plan_geometry(32, spec.crop_box)
+    plan = Geometry(32, spec.crop_box, resize)  # "pad" is planned per video from its header
+    if resize == "pad":
+        clips = tmp_path / "clips.csv"
+        samples.to_csv(clips, index=False)
+        built = tmp_path / "pad"
+        run(cache_config(None, built, clips=clips, resize="pad"))
+        frames = np.load(next((built / "rear").glob("*.npy")))  # (N, 32, 32, 3): 32 x 27 box
+        assert not frames[:, :2].any() and not frames[:, -3:].any() and frames[:, 2:-3].any()
     eval_tf = EvalClipTransform(32, spec.mean, spec.std, spec.normalize, num_crops=1)
     common = dict(eval_transform=eval_tf, num_segments=2, cache_max_frames=8)
     decoded = ClipDataset(samples, 4, 1, plan, **common)

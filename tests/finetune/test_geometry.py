@@ -17,7 +17,7 @@ from ndar.extract.stream import WindowStream
 from ndar.finetune.data import ClipDataset
 from ndar.finetune.transforms import EvalClipTransform
 from ndar.video import WindowSpec
-from ndar.video.geometry import CROP_PRESETS, plan_geometry, resolve_crop_box
+from ndar.video.geometry import CROP_PRESETS, Geometry, plan_geometry, resolve_crop_box
 
 FPS = 30
 BOX = (0.2, 0.1, 0.8, 0.9)
@@ -60,14 +60,17 @@ def window_rows(path: Path, starts: list[int], span: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.parametrize("resize", ["squash", "pad"])
 @pytest.mark.parametrize("subtract_mean", [False, True])
-def test_extraction_input_equals_validation_input(video: Path, subtract_mean: bool) -> None:
+def test_extraction_input_equals_validation_input(video: Path, subtract_mean: bool, resize: str) -> None:
     spec = dataclasses.replace(
         get_spec("videomae_vit_tiny"), num_frames=4, sampling_rate=2, img_size=48, crop_box=BOX,
-        subtract_video_mean=subtract_mean,
+        subtract_video_mean=subtract_mean, resize=resize,
     )  # fmt: skip
-    plan = plan_geometry(spec.img_size, spec.crop_box, spec.resize)
-    assert plan.scaled == (60, 80) and not plan.is_whole_frame
+    geometry = Geometry(spec.img_size, spec.crop_box, spec.resize)  # what fine-tuning is given
+    plan = geometry.plan((180, 320))  # what extraction plans once it has probed the video
+    # the box is 192 x 144 px of the 320 x 180 frame: squashed to 48 x 48, or 48 x 36 on zeros
+    assert plan.scaled == ((60, 80) if resize == "squash" else (44, 80)) and not plan.is_whole_frame
     window = WindowSpec(num_frames=4, sampling_rate=2, stride=8)
     means = None
     if subtract_mean:
@@ -79,8 +82,15 @@ def test_extraction_input_equals_validation_input(video: Path, subtract_mean: bo
     starts = [s for b in batches for s in b.starts]
     extracted = preprocess_clips(clips, spec, torch.device("cpu"))  # (N, 3, T, S, S)
 
+    if resize == "pad":
+        fill = 128 if subtract_mean else 0  # zeros, minus a mean frame padded with zeros the same way
+        assert (
+            plan.box_hw == (36, 48) and (clips[:, :, :6] == fill).all() and (clips[:, :, -6:] == fill).all()
+        )
+        assert np.abs(clips[:, :, 6:-6].astype(int) - fill).mean() > 10
+
     dataset = ClipDataset(
-        window_rows(video, starts, 6), spec.num_frames, spec.sampling_rate, plan,
+        window_rows(video, starts, 6), spec.num_frames, spec.sampling_rate, geometry,
         eval_transform=EvalClipTransform(spec.img_size, spec.mean, spec.std, spec.normalize, num_crops=1),
         num_segments=1, subtract_mean=subtract_mean,
     )  # fmt: skip
@@ -114,6 +124,20 @@ def test_plan_geometry_maps_the_box_onto_the_input() -> None:
         plan_geometry(224, (0.5, 0.0, 0.4, 1.0))
 
 
+def test_pad_keeps_the_box_aspect_ratio() -> None:
+    """The real rear box (0.12-0.98 of a 1920 x 1080 frame, 1651 x 1080 px) padded into 224."""
+    plan = plan_geometry(224, (0.12, 0.0, 0.98, 1.0), "pad", (1080, 1920))
+    assert plan.box_hw == (146, 224) and plan.scaled == (146, 260) and plan.left == 31
+    frames = np.full((1, 146, 260, 3), 200, np.uint8)
+    out = plan.crop(frames)  # (1, 224, 224, 3): 39 rows of zeros above and below the box
+    assert out.shape == (1, 224, 224, 3) and out[:, 39:185].min() == 200
+    assert not out[:, :39].any() and not out[:, 185:].any()
+    with pytest.raises(ValueError, match="needs the frame's size"):
+        plan_geometry(224, (0.12, 0.0, 0.98, 1.0), "pad")
+    with pytest.raises(ValueError, match="resize: expected one of"):
+        plan_geometry(224, resize="stretch")
+
+
 def test_crop_presets_cover_every_view() -> None:
     for name, boxes in CROP_PRESETS.items():
         assert set(boxes) == {"dashboard", "rear", "right"}, name
@@ -121,3 +145,15 @@ def test_crop_presets_cover_every_view() -> None:
     assert resolve_crop_box([0.1, 0.1, 0.9, 0.9], "rear") == (0.1, 0.1, 0.9, 0.9)
     with pytest.raises(ValueError, match="expected one of"):
         resolve_crop_box("nope", "rear")
+
+
+def test_finetune_config_carries_the_resize_rule() -> None:
+    from ndar.config import ConfigError, load_config
+    from ndar.finetune.config import FinetuneConfig
+    from ndar.finetune.data import finetune_spec
+
+    base = "configs/finetune/tiny/k400_vith.yaml"
+    cfg = load_config(FinetuneConfig, base, ["data.root=data", "data.resize=pad"])
+    assert finetune_spec(cfg).resize == "pad"  # saved in model.json, read back by extraction
+    with pytest.raises(ConfigError, match="data.resize: expected one of"):
+        load_config(FinetuneConfig, base, ["data.root=data", "data.resize=stretch"]).validate()

@@ -162,7 +162,9 @@ def test_features_remade_with_the_same_settings_retrain_the_folds(synthetic_data
 
     video = ds["a2"][0]  # an A2 video's features remade, as a new merge or extraction would
     video.streams["rear"] = video.streams["rear"][:, ::-1].copy()
-    write_feature_file(ds["features"] / "trk" / "rear" / f"{video_stem('rear', video.key)}.npz", video, "rear")
+    write_feature_file(
+        ds["features"] / "trk" / "rear" / f"{video_stem('rear', video.key)}.npz", video, "rear"
+    )
     old_checkpoint = fold_json.parent / "checkpoint_of_the_old_training.pt"  # must not be resumed from
     old_checkpoint.write_bytes(b"old")
     run_train(tiny_config(ds, out))

@@ -22,6 +22,10 @@ def test_run_folders_and_names():
     assert layout.heads("tim", "ego_vitl") == Path("runs/r/heads/tim_ego_vitl")
     assert layout.fold_features(1) == Path("runs/r/features_folds/fold1")
     assert layout.clipcache("hybrid_vitl") == Path("runs/r/clipcache/hybrid_vitl")
+    from ndar.clipcache.store import MANIFEST
+
+    manifest = layout.clipcache_manifest("hybrid_vitl", "Rear_view")
+    assert manifest == Path("runs/r/clipcache/hybrid_vitl/rear") / MANIFEST
     assert layout.submission == Path("subs/r/submission.txt")
     assert layout.stage_log("finetune k400_vith/rear fold0") == Path(
         "runs/r/logs/finetune_k400_vith_rear_fold0.log"

@@ -80,7 +80,7 @@ def test_finished_stages_are_skipped_and_keep_their_times(tmp_path, monkeypatch,
     second = run_main_job(cfg, fake_run)
     assert [s.name for s in calls] == ["check-data"]  # it has no outputs: always checked
     assert second["stages"] == first["stages"] and set(second["skipped"]) == set(ran) - {"check-data"}
-    assert "[3/10] finetune k400_vith/rear fold0: skipped (done" in caplog.text
+    assert "[4/11] finetune k400_vith/rear fold0: skipped (done" in caplog.text
     summary = json.loads((tmp_path / "runs" / "synthetic" / "pipeline.json").read_text())
     assert summary["stages"]["extract fold0"] == 5.0
 

@@ -15,7 +15,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True, help="YAML with BaselineConfig fields (configs/baseline/default.yaml)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        help="YAML with BaselineConfig fields (configs/baseline/default.yaml)",
+    )
     parser.add_argument(
         "overrides", nargs="*", help="key=value overrides, e.g. data_root=data/synthetic views=[rear]"
     )

@@ -25,7 +25,7 @@ from ndar.clipcache.store import MANIFEST, cache_settings, clips_sha256
 from ndar.config import save_config
 from ndar.taxonomy import canonical_view
 from ndar.utils.io import atomic_path, read_json, write_json
-from ndar.video.geometry import GeometryPlan, plan_geometry, resolve_crop_box
+from ndar.video.geometry import Geometry, GeometryPlan, resolve_crop_box
 from ndar.video.probe import VideoError, probe
 from ndar.video.reader import decode_frames, frame_to_rgb
 
@@ -39,7 +39,7 @@ class VideoTask:
     rows: list[dict]  # the clip rows of this video: label, start, end
     out: Path
     settings: dict
-    plan: GeometryPlan
+    geometry: Geometry  # planned per video: "pad" depends on the frame's size
     threads: int
     overwrite: bool
 
@@ -73,12 +73,13 @@ def cache_video(task: VideoTask) -> dict:
             task.rows, info.fps, info.num_frames, task.settings["sampling_rate"], task.settings["max_frames"]
         )
         wanted = np.unique(np.concatenate(grids))  # (N,) source frames, sorted
-        frames = decode_wanted(task.path, wanted, task.plan, task.threads)  # (N, S, S, 3)
+        plan = task.geometry.plan((info.height, info.width))
+        frames = decode_wanted(task.path, wanted, plan, task.threads)  # (N, S, S, 3)
         mean = None
         if task.settings["subtract_video_mean"]:
             from ndar.video.mean import video_mean_frame
 
-            mean = task.plan.crop(video_mean_frame(task.path, task.plan.scaled)).astype(np.float32)
+            mean = plan.crop(video_mean_frame(task.path, plan.scaled)).astype(np.float32)
         write_shard(task, info, grids, wanted, frames, mean)
     except (VideoError, OSError, ValueError, RuntimeError) as err:
         return {"path": task.path, "status": "failed", "reason": str(err)}
@@ -159,7 +160,7 @@ def view_tasks(cfg: ClipCacheConfig, view: str) -> tuple[list[VideoTask], pd.Dat
         cfg.subtract_video_mean,
         cfg.max_frames,
     )
-    plan = plan_geometry(cfg.img_size, box, cfg.resize)
+    geometry = Geometry(cfg.img_size, box, cfg.resize)
     out = Path(cfg.out) / canonical_view(view)
     tasks = []
     for path, rows in samples.groupby("path", sort=True):
@@ -169,7 +170,7 @@ def view_tasks(cfg: ClipCacheConfig, view: str) -> tuple[list[VideoTask], pd.Dat
         ]
         tasks.append(
             VideoTask(
-                str(path), Path(str(path)).stem, records, out, settings, plan, cfg.threads, cfg.overwrite
+                str(path), Path(str(path)).stem, records, out, settings, geometry, cfg.threads, cfg.overwrite
             )
         )
     return tasks, samples, settings, out
@@ -178,12 +179,12 @@ def view_tasks(cfg: ClipCacheConfig, view: str) -> tuple[list[VideoTask], pd.Dat
 def run(cfg: ClipCacheConfig) -> dict:
     """Build (or complete) the cache of every configured view; returns the summary per view."""
     cfg.validate()
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    save_config(cfg, Path(cfg.out) / "config.yaml")
     summary = {}
     for view in cfg.views:
         tasks, samples, settings, out = view_tasks(cfg, view)
         out.mkdir(parents=True, exist_ok=True)
+        # per view: the main job builds a track's views in separate stages that may run together
+        save_config(cfg, out / "config.yaml")
         results = run_tasks(tasks, cfg.workers, f"cache {canonical_view(view)}")
         failures = [{"path": r["path"], "reason": r["reason"]} for r in results if r["status"] == "failed"]
         for failure in failures:

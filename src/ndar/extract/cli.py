@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML file for ExtractConfig (configs/extract/*.yaml)")
+    parser.add_argument(
+        "--config", required=True, help="YAML file for ExtractConfig (configs/extract/*.yaml)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="recompute complete outputs too")
     parser.add_argument(
         "overrides", nargs="*", help="dotted key=value overrides, e.g. batch_size=4 device=cpu"

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ndar.extract.config import ExtractConfig, ModelEntry
 from ndar.utils.io import sha256_file
 from ndar.video import WindowSpec
-from ndar.video.geometry import FULL_FRAME, GeometryPlan, plan_geometry
+from ndar.video.geometry import FULL_FRAME, Geometry, GeometryPlan
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,15 @@ class Backbone:
     window: WindowSpec
     sha256: str  # of model.safetensors
     img_size: int
-    plan: GeometryPlan  # the crop box of the view squashed to img_size (as in fine-tuning)
+    geometry: Geometry  # the crop box of the view and the resize rule to img_size (as in fine-tuning)
+    plan: GeometryPlan | None = None  # the geometry's plan for the current video (`plan_for`)
     net: torch.nn.Module | None = None  # FeaturesAndLogits (compiled when asked), once loaded
     spec: object | None = None  # ndar.backbones.BackboneSpec, once loaded
+
+    def plan_for(self, frame_hw: tuple[int, int]) -> GeometryPlan:
+        """Set and return the plan for a video of `frame_hw` ("pad" depends on the frame's size)."""
+        self.plan = self.geometry.plan(frame_hw)
+        return self.plan
 
     def load(self, device: torch.device, compile: bool) -> None:
         from ndar.backbones import load_model_folder
@@ -135,8 +141,11 @@ def plan_backbones(cfg: ExtractConfig, view: str) -> list[Backbone]:
         )
         size = int(meta["img_size"])
         # model folders written before crop boxes existed saw the whole frame
-        plan = plan_geometry(size, meta.get("crop_box", FULL_FRAME), meta.get("resize", "squash"))
-        backbones.append(Backbone(entry.track, view, folder, window, checkpoint_sha256(folder), size, plan))
+        box = tuple(meta.get("crop_box", FULL_FRAME))
+        geometry = Geometry(size, box, meta.get("resize", "squash"))
+        backbones.append(
+            Backbone(entry.track, view, folder, window, checkpoint_sha256(folder), size, geometry)
+        )
     return backbones
 
 

@@ -268,6 +268,7 @@ def output_meta(
         "std": list(spec.std),
         "resize": "decode-swscale-bilinear" if cfg.resize_on_decode else "torch-bilinear-antialias",
         "crop_box": list(spec.crop_box),
+        "resize_rule": backbone.geometry.resize,
         "decoded_size": list(backbone.plan.scaled),
         "fps": info.fps,
         "num_frames": stream.stats.frames,
@@ -302,6 +303,8 @@ def extract_job(
     models = [backbones[i] for i in todo]
     info = probe(job.path)
     check_video(info, cfg, job.path)
+    for backbone in models:
+        backbone.plan_for((info.height, info.width))
     start = time.perf_counter()
     for backbone in models:
         backbone.load(device, cfg.compile)

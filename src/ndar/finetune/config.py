@@ -79,6 +79,9 @@ class DataSection:
     for `view` ("full" = the whole frame, "synthetic" = the renderer's driver boxes, "aicity" = the
     driver boxes of the real camera poses) or [left, top, right, bottom] fractions. It is saved in
     model.json, so extraction crops the same box."""
+    resize: str = "squash"
+    """How the box becomes img_size x img_size (`ndar.video.geometry`): "squash" (aspect not kept) or
+    "pad" (aspect kept, the rest zeros); saved in model.json like the box."""
     num_workers: int = 2
     """DataLoader workers per process (0 = decode in the main process)."""
     cache: bool = False
@@ -243,6 +246,10 @@ class FinetuneConfig:
             resolve_crop_box(self.data.crop, self.data.view)
         except ValueError as err:
             raise ConfigError(f"data.{err}") from err
+        from ndar.video.geometry import RESIZE_RULES
+
+        if self.data.resize not in RESIZE_RULES:
+            raise ConfigError(f"data.resize: expected one of {list(RESIZE_RULES)}, got {self.data.resize!r}")
         if self.eval.num_segments < 1 or self.eval.num_crops < 1:
             raise ConfigError("eval.num_segments and eval.num_crops must be >= 1")
         if self.deepspeed.backend not in ("auto", "nccl", "gloo", "ccl", "mpi"):

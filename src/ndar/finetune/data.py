@@ -31,7 +31,7 @@ from ndar.clipcache.store import ClipStore
 from ndar.finetune.transforms import EvalClipTransform, TrainClipTransform
 from ndar.utils.progress import progress as tqdm
 from ndar.video.decord_io import read_batch
-from ndar.video.geometry import GeometryPlan, plan_geometry
+from ndar.video.geometry import Geometry, GeometryPlan
 from ndar.video.mean import subtract_mean, video_mean_frame
 from ndar.video.probe import VideoError
 
@@ -51,13 +51,14 @@ class VideoMeta:
 class FrameReader:
     """decord readers kept open per path, a few at a time (each worker process has its own).
 
-    Frames come back at the geometry `plan` (the crop box of the view at img_size x img_size). With
+    Frames come back at the geometry `plan` (the crop box of the view at img_size x img_size); a
+    `Geometry` that needs the frame's size ("pad") is planned per video from its header. With
     `subtract_mean` every frame comes back minus its video's mean frame (`ndar.video.mean`), the
     preprocessing a backbone with `subtract_video_mean` expects. Readers are stopped after every read
     (`ndar.video.decord_io`), so an open reader never decodes in the background.
     """
 
-    def __init__(self, plan: GeometryPlan, max_open: int = 4, subtract_mean: bool = False) -> None:
+    def __init__(self, plan: GeometryPlan | Geometry, max_open: int = 4, subtract_mean: bool = False) -> None:
         self.plan = plan
         self.max_open = max_open
         self.subtract_mean = subtract_mean
@@ -65,6 +66,21 @@ class FrameReader:
         self._meta: dict[str, VideoMeta] = {}
         self._means: dict[str, np.ndarray] = {}
         self._native: dict[str, bool] = {}
+        self._plans: dict[str, GeometryPlan] = {}
+
+    def plan_of(self, path: str) -> GeometryPlan:
+        """The geometry plan of `path` (probed once per path when it depends on the frame size)."""
+        if isinstance(self.plan, GeometryPlan):
+            return self.plan
+        if path not in self._plans:
+            frame_hw = None
+            if self.plan.needs_frame_size:
+                from ndar.video.probe import probe
+
+                info = probe(path)
+                frame_hw = (info.height, info.width)
+            self._plans[path] = self.plan.plan(frame_hw)
+        return self._plans[path]
 
     def _open(self, path: str):
         if path in self._readers:
@@ -74,7 +90,7 @@ class FrameReader:
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"clip video not found: {path}")
-        height, width = self.plan.scaled
+        height, width = self.plan_of(path).scaled
         try:  # decord's errors do not name the file (a broken video must be findable)
             reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
             self._native[path] = not scales_correctly(reader, (height, width))
@@ -104,9 +120,10 @@ class FrameReader:
             batch = read_batch(reader, unique.tolist())  # (U, H, W, 3); the reader is stopped after
         except Exception as err:  # decord raises its own error types
             raise RuntimeError(f"cannot decode frames {unique[:4].tolist()}... of {path}: {err}") from err
+        plan = self.plan_of(path)
         if self._native.get(path):
-            batch = resize_frames(batch, self.plan.scaled)
-        batch = self.plan.crop(batch)  # (U, S, S, 3)
+            batch = resize_frames(batch, plan.scaled)
+        batch = plan.crop(batch)  # (U, S, S, 3)
         if self.subtract_mean:
             batch = subtract_mean(batch, self.mean_frame(path))
         return torch.from_numpy(np.ascontiguousarray(batch[inverse]))
@@ -114,7 +131,8 @@ class FrameReader:
     def mean_frame(self, path: str) -> np.ndarray:
         """The video's mean frame at the model's geometry (computed once per path and worker)."""
         if path not in self._means:
-            self._means[path] = self.plan.crop(video_mean_frame(path, self.plan.scaled))
+            plan = self.plan_of(path)
+            self._means[path] = plan.crop(video_mean_frame(path, plan.scaled))
         return self._means[path]
 
 
@@ -172,7 +190,7 @@ class ClipDataset(Dataset):
         samples: pd.DataFrame,
         num_frames: int,
         sampling_rate: int,
-        plan: GeometryPlan,
+        plan: GeometryPlan | Geometry,
         train_transform: TrainClipTransform | None = None,
         eval_transform: EvalClipTransform | None = None,
         num_segments: int = 1,
@@ -366,6 +384,7 @@ def finetune_spec(cfg):
         img_size=m.img_size or spec.img_size,
         sampling_rate=m.sampling_rate or spec.sampling_rate,
         crop_box=resolve_crop_box(cfg.data.crop, cfg.data.view),
+        resize=cfg.data.resize,
     )
 
 
@@ -380,7 +399,7 @@ def build_datasets(cfg, spec) -> tuple[ClipDataset, ClipDataset | None, pd.DataF
     train_rows, val_rows = split_by_fold(samples, d.fold)
     if len(train_rows) < cfg.train.batch_size:
         raise ValueError(f"only {len(train_rows)} training clips for view {d.view!r}, fewer than one batch")
-    plan = plan_geometry(spec.img_size, spec.crop_box, spec.resize)
+    plan = Geometry(spec.img_size, tuple(spec.crop_box), spec.resize)
     cache_frames = d.cache_max_frames if d.cache else 0
     train_store = val_store = None
     if d.cache_dir is not None:

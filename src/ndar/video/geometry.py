@@ -5,6 +5,11 @@ A backbone sees the *crop box* of its view (the driver region, as fractions of t
 the clip cache and feature extraction all go through `plan_geometry`, so the pixels a model is
 validated on are the pixels the heads later get from it.
 
+Two resize rules: "squash" (the default) and "pad" (the box keeps its aspect ratio: its longer side
+becomes `size`, the rest of the square is zeros, like a letterbox). Pad needs the frame's size in
+pixels (the box's aspect depends on it), so its plan is made per video. The default was chosen on the
+synthetic benchmark's A1 out-of-fold mOS over three generator seeds (docs/finetune.md).
+
 Why squash, and why the crop is done this way:
 - extraction must see the whole crop box of every window (a window is not a clip centred on an
   action: a side crop could cut the hands off), and whatever extraction does, training has to do too;
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
-RESIZE_RULES = ("squash",)
+RESIZE_RULES = ("squash", "pad")
 
 # Driver boxes per view, (left, top, right, bottom) fractions, measured with `ndar.synth.crops`:
 # every activity class animated for six drivers, the head, arms, hands and shown props projected
@@ -83,31 +88,79 @@ class GeometryPlan:
     top: int
     left: int
     size: int
+    box_hw: tuple[int, int] | None = None  # "pad": the box's (height, width), centred on zeros
 
     def crop(self, frames: np.ndarray) -> np.ndarray:
-        """(..., H, W, 3) frames decoded at `scaled` -> (..., size, size, 3) (a view, no copy)."""
+        """(..., H, W, 3) frames decoded at `scaled` -> (..., size, size, 3) (a view, no copy, unless
+        padded)."""
         if tuple(frames.shape[-3:-1]) != self.scaled:
             raise ValueError(f"frames of {frames.shape[-3:-1]} px, expected the planned {self.scaled}")
-        return frames[..., self.top : self.top + self.size, self.left : self.left + self.size, :]
+        if self.box_hw is None:
+            return frames[..., self.top : self.top + self.size, self.left : self.left + self.size, :]
+        h, w = self.box_hw
+        out = np.zeros((*frames.shape[:-3], self.size, self.size, frames.shape[-1]), dtype=frames.dtype)
+        y, x = (self.size - h) // 2, (self.size - w) // 2
+        out[..., y : y + h, x : x + w, :] = frames[..., self.top : self.top + h, self.left : self.left + w, :]
+        return out
 
     @property
     def is_whole_frame(self) -> bool:
-        return self.scaled == (self.size, self.size)
+        return self.scaled == (self.size, self.size) and self.box_hw is None
 
 
-def plan_geometry(size: int, box: Sequence[float] = FULL_FRAME, resize: str = "squash") -> GeometryPlan:
-    """The decode size and pixel crop that map `box` of any frame onto size x size ("squash").
+@dataclass(frozen=True)
+class Geometry:
+    """A backbone's geometry before a video is seen: `plan(frame_hw)` is its plan for one video."""
 
+    size: int
+    box: tuple[float, float, float, float] = FULL_FRAME
+    resize: str = "squash"
+
+    @property
+    def needs_frame_size(self) -> bool:
+        return self.resize == "pad"
+
+    def plan(self, frame_hw: tuple[int, int] | None = None) -> GeometryPlan:
+        return plan_geometry(self.size, self.box, self.resize, frame_hw)
+
+
+def plan_geometry(
+    size: int,
+    box: Sequence[float] = FULL_FRAME,
+    resize: str = "squash",
+    frame_hw: tuple[int, int] | None = None,
+) -> GeometryPlan:
+    """The decode size and pixel crop that map `box` of a frame onto size x size.
+
+    "squash" does not depend on the frame's size; "pad" needs `frame_hw` (height, width) of the video.
     The scaled frame is rounded to even sizes (decoders scale YUV 4:2:0 by whole chroma pixels).
     """
     if resize not in RESIZE_RULES:
         raise ValueError(f"resize: expected one of {list(RESIZE_RULES)}, got {resize!r}")
+    if resize == "pad":
+        if frame_hw is None:
+            raise ValueError("resize 'pad' keeps the box's aspect ratio: it needs the frame's size")
+        return _plan_pad(size, check_box(box), frame_hw)
     left, top, right, bottom = check_box(box)
     scaled_w = _even_at_least(size / (right - left), size)
     scaled_h = _even_at_least(size / (bottom - top), size)
     x0 = min(int(round(left * scaled_w)), scaled_w - size)
     y0 = min(int(round(top * scaled_h)), scaled_h - size)
     return GeometryPlan(scaled=(scaled_h, scaled_w), top=y0, left=x0, size=size)
+
+
+def _plan_pad(size: int, box: tuple[float, float, float, float], frame_hw: tuple[int, int]) -> GeometryPlan:
+    """The box scaled so that its longer side is `size`, aspect kept (the rest of the square padded)."""
+    left, top, right, bottom = box
+    height, width = frame_hw
+    scale = size / max((right - left) * width, (bottom - top) * height)
+    scaled_w = max(2, 2 * int(round(width * scale / 2)))
+    scaled_h = max(2, 2 * int(round(height * scale / 2)))
+    box_w = min(size, scaled_w, max(1, int(round((right - left) * width * scale))))
+    box_h = min(size, scaled_h, max(1, int(round((bottom - top) * height * scale))))
+    x0 = min(int(round(left * scaled_w)), scaled_w - box_w)
+    y0 = min(int(round(top * scaled_h)), scaled_h - box_h)
+    return GeometryPlan(scaled=(scaled_h, scaled_w), top=y0, left=x0, size=size, box_hw=(box_h, box_w))
 
 
 def _even_at_least(value: float, size: int) -> int:
