@@ -130,8 +130,8 @@ class Executor:
 
     def run_one(self, stage: Stage) -> None:
         """Run one stage (or skip it when it is done), printing `[k/N]` lines with the overall ETA."""
-        if stage.config is not None:  # the stage's resolved input: what a notebook or a user re-runs
-            atomic_write_text(stage.config.path, stage.config.text())
+        for config in stage.configs:  # the stage's resolved input: what a notebook or a user re-runs
+            atomic_write_text(config.path, config.text())
         with self.lock:
             self.started += 1
             k = self.started
@@ -169,7 +169,7 @@ class Executor:
     # ------------------------------------------------------------------ resume records
     def fingerprint(self, stage: Stage) -> dict:
         """What makes a stage's work: its command and the text of the config it reads."""
-        config = stage.config.text() if stage.config is not None else ""
+        config = "".join(c.text() for c in stage.configs)
         return {"argv": stage.argv, "config": config, "nproc": self.nproc}
 
     def finished_record(self, stage: Stage) -> dict | None:

@@ -61,6 +61,12 @@ class Stage:
     outputs: list[Path] = field(default_factory=list)  # what it leaves when done (empty: always run)
     inputs: list[Path] = field(default_factory=list)  # what it reads (made by the user or earlier stages)
     config: DerivedConfig | None = None
+    more_configs: list[DerivedConfig] = field(default_factory=list)  # a stage reading several configs
+
+    @property
+    def configs(self) -> list[DerivedConfig]:
+        """Every config the stage reads: the executor writes them all before it runs."""
+        return ([self.config] if self.config is not None else []) + self.more_configs
 
 
 @dataclass
@@ -146,7 +152,7 @@ class _Planner:
         if cfg.baseline:
             groups.append(StageGroup("baseline", [self.baseline()]))
         if cfg.clip_cache:  # before the fine-tunes, which may run together and share a cache;
-            # `jobs` at a time when each is one process, else one at a time (each uses its workers)
+            # one stage per view, `jobs` at a time when each is one process, else one at a time
             single = cfg.clip_cache_workers == 1
             groups.append(StageGroup("cache-clips", self.cache_clips_all(), together=single))
         finetunes = [self.finetune(t, v, f) for t in cfg.tracks for v in cfg.views for f in self.folds]
@@ -226,18 +232,19 @@ class _Planner:
         return derive_config("finetune", base, updates, out, argv_overrides=cfg.finetune_overrides)
 
     def cache_clips_all(self) -> list[Stage]:
-        """The clip cache of each track and view (all its fold models read it: folds do not change clips)."""
+        """The clip caches of each view, one per track (all its fold models read it: folds do not
+        change clips), built in one stage that decodes each video once for every track."""
         stages = []
-        for track in self.cfg.tracks:
-            for view in self.cfg.views:
-                config = self.finetune_config(track, view, self.folds[0])
-                argv = ["cache-clips", "--from-finetune", str(config.path)]
-                argv += ["--workers", str(self.cfg.clip_cache_workers), *self.cfg.finetune_overrides]
-                name = f"cache-clips {track}/{view}"
-                manifest = self.layout.clipcache_manifest(track, view)
-                stages.append(
-                    self.stage(name, argv, inputs=[self.data_root], outputs=[manifest], config=config)
-                )
+        for view in self.cfg.views:
+            configs = [self.finetune_config(track, view, self.folds[0]) for track in self.cfg.tracks]
+            argv = ["cache-clips", "--from-finetune", *(str(c.path) for c in configs)]
+            argv += ["--workers", str(self.cfg.clip_cache_workers), *self.cfg.finetune_overrides]
+            outputs = [self.layout.clipcache_manifest(track, view) for track in self.cfg.tracks]
+            stage = self.stage(
+                f"cache-clips {view}", argv, inputs=[self.data_root], outputs=outputs, config=configs[0]
+            )
+            stage.more_configs = configs[1:]
+            stages.append(stage)
         return stages
 
     def finetune(self, track: str, view: str, fold: int | None) -> Stage:
@@ -362,8 +369,8 @@ def describe(plan: Plan, jobs: int) -> str:
             k += 1
             lines.append(f"[{k}/{len(plan.stages)}] {stage.name}")
             lines.append(f"    $ python -m ndar {' '.join(stage.argv)}")
-            if stage.config is not None:
-                lines.append(f"    config:   {stage.config.path} (from {stage.config.base})")
+            for config in stage.configs:
+                lines.append(f"    config:   {config.path} (from {config.base})")
             if stage.inputs:
                 lines.append(f"    consumes: {', '.join(map(str, stage.inputs))}")
             lines.append(f"    produces: {', '.join(map(str, stage.outputs)) or '(nothing: always run)'}")

@@ -52,7 +52,7 @@ def weights(output: Path) -> dict[str, torch.Tensor]:
 
 def comparable_metrics(output: Path) -> pd.DataFrame:
     """metrics.csv without the timing column (clips/s differs between any two runs)."""
-    return pd.read_csv(output / "metrics.csv").drop(columns=["clips_per_s"])
+    return pd.read_csv(output / "metrics.csv").drop(columns=["clips_per_s", "data_wait"])  # timings
 
 
 class WriteMarker:

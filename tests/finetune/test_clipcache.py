@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ndar.backbones import get_spec
-from ndar.clipcache.build import run
+from ndar.clipcache.build import run, run_many
 from ndar.clipcache.config import ClipCacheConfig
 from ndar.clipcache.store import ClipStore, cache_settings, check_matches
 from ndar.finetune.data import ClipDataset, load_clip_samples
@@ -44,10 +44,35 @@ def test_resume_skips_complete_shards(synth_root: Path, built: Path) -> None:
 def test_two_processes_write_the_same_bytes(synth_root: Path, built: Path, tmp_path: Path) -> None:
     run(cache_config(synth_root, tmp_path / "two", workers=2))
     one, two = built / "rear", tmp_path / "two" / "rear"
-    names = sorted(p.name for p in one.iterdir())
-    assert names == sorted(p.name for p in two.iterdir())
+    names = sorted(p.name for p in one.iterdir() if p.name != "config.yaml")  # it records `workers`
+    assert names == sorted(p.name for p in two.iterdir() if p.name != "config.yaml")
     _, mismatch, errors = filecmp.cmpfiles(one, two, names, shallow=False)
     assert not mismatch and not errors
+
+
+@pytest.mark.slow
+def test_caches_built_in_one_decode_equal_separate_builds(
+    synth_root: Path, built: Path, tmp_path: Path
+) -> None:
+    """Two tracks' caches (other rate, size and box) from one pass over each video: the same files."""
+    other = dict(sampling_rate=2, img_size=40, crop="full")
+    alone = run(cache_config(synth_root, tmp_path / "alone", **other))
+    joint = run_many(
+        [cache_config(synth_root, tmp_path / "a"), cache_config(synth_root, tmp_path / "b", **other)]
+    )
+    assert joint[1] == alone and joint[0]["rear"]["done"] == joint[0]["rear"]["videos"] > 0
+    for mine, theirs in (
+        (tmp_path / "a" / "rear", built / "rear"),
+        (tmp_path / "b" / "rear", tmp_path / "alone" / "rear"),
+    ):
+        names = sorted(p.name for p in theirs.iterdir() if p.name != "config.yaml")
+        assert names == sorted(p.name for p in mine.iterdir() if p.name != "config.yaml")
+        _, mismatch, errors = filecmp.cmpfiles(mine, theirs, names, shallow=False)
+        assert not mismatch and not errors
+    with pytest.raises(ValueError, match="the same folder"):
+        run_many(
+            [cache_config(synth_root, tmp_path / "a"), cache_config(synth_root, tmp_path / "a", **other)]
+        )
 
 
 def test_bad_video_is_reported_and_the_rest_cached(synth_root: Path, tmp_path: Path) -> None:

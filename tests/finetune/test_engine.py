@@ -138,3 +138,64 @@ def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driv
     fc1 = weights["blocks.0.mlp.fc1.weight"]
     assert fc1.dtype == torch.float32
     assert not torch.equal(fc1, fc1.to(torch.bfloat16).float()), "exported weights are only bf16-precise"
+
+
+class _SleepyEngine(torch.nn.Module):
+    """The parts of a DeepSpeed engine `train_one_epoch` uses; each step takes `step_s`."""
+
+    def __init__(self, step_s: float) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 16)
+        self.step_s, self.global_steps, self.device = step_s, 0, torch.device("cpu")
+        self.optimizer = torch.optim.SGD(self.linear.parameters(), lr=0.1)
+
+    def bfloat16_enabled(self) -> bool:
+        return False
+
+    def fp16_enabled(self) -> bool:
+        return False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> None:
+        import time
+
+        time.sleep(self.step_s)
+        self.global_steps += 1
+
+
+class _SleepyLoader:
+    def __init__(self, batches: int, wait_s: float) -> None:
+        self.batches, self.wait_s, self.sampler = batches, wait_s, None
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        import time
+
+        for _ in range(self.batches):
+            time.sleep(self.wait_s)
+            yield torch.randn(2, 4), torch.tensor([0, 1])
+
+
+@pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.1, 0.0, 0.6, 1.0), (0.0, 0.1, 0.0, 0.25)])
+def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high):
+    """An input-bound epoch reports most of its time as data wait, a compute-bound one almost none."""
+    from types import SimpleNamespace
+
+    from ndar.finetune.engine import train_one_epoch
+
+    cfg = SimpleNamespace(train=SimpleNamespace(max_steps_per_epoch=0, grad_accum=1, log_every=1000))
+    scheduler = SimpleNamespace(step_update=lambda num_updates: None)
+    runlog = SimpleNamespace(add=lambda step, row: None)
+    dist = SimpleNamespace(is_main=False, world_size=1)
+    stats = train_one_epoch(
+        _SleepyEngine(step_s), _SleepyLoader(8, wait_s), scheduler, None, torch.nn.CrossEntropyLoss(), cfg, 0,
+        runlog, dist,
+    )  # fmt: skip
+    assert low <= stats["data_wait"] <= high, stats

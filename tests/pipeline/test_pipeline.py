@@ -94,7 +94,7 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "runs" / "e2e" / "pipeline.json").read_text())["run"] == "e2e"
     assert set(summary["stages"]) >= {
         "synth",
-        "cache-clips k400_vith/rear",  # the synthetic job fine-tunes from the clip cache, as the real one
+        "cache-clips rear",  # the synthetic job fine-tunes from the clip cache, as the real one
         "finetune k400_vith/rear fold0",
         "finetune k400_vith/rear fold1",
         "extract fold0",
@@ -256,7 +256,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, monkeypatch, capsy
     args += [f"submissions_dir={tmp_path / 'subs'}", "tracks=[k400_vith]", "views=[rear]"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "[1/12] synth" in out and "[12/12] ensemble" in out and "[4/12] cache-clips k400_vith/rear" in out
+    assert "[1/12] synth" in out and "[12/12] ensemble" in out and "[4/12] cache-clips rear" in out
     assert "$ python -m ndar finetune --config" in out and "produces:" in out and "consumes:" in out
     assert not (tmp_path / "runs").exists() and not (tmp_path / "subs").exists()
     # a bad stage override fails while planning, before any folder exists
@@ -272,7 +272,7 @@ def test_plan_groups_independent_stages_and_chains_files(tmp_path, monkeypatch):
     plan = build_plan(cfg)
     groups = [(g.name, g.together, len(g.stages)) for g in plan.groups]
     assert groups[:4] == [
-        ("synth", False, 1), ("check-data", False, 1), ("cache-clips", True, 4), ("finetune", True, 8),
+        ("synth", False, 1), ("check-data", False, 1), ("cache-clips", True, 2), ("finetune", True, 8),
     ]  # fmt: skip
     assert ("heads", True, 4) in groups and groups[-1] == ("ensemble", False, 1)
     assert all(isinstance(g, StageGroup) for g in plan.groups)

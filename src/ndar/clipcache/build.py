@@ -6,6 +6,10 @@ converted (swscale from YUV straight to the planned size, then the crop box is s
 code path as extraction, so the cached pixels are extraction's). Videos go to a process pool one at a
 time; each shard depends only on its video and the settings, so the files are the same whatever
 `workers` is. A video that fails to decode is reported and the others go on.
+
+`run_many` builds several caches of the same videos (one per track: other frames, rate or size) in
+one pass: each video is decoded once and every cache takes its frames from that pass, as extraction
+runs every backbone of a view on one decode. The files equal those of separate builds.
 """
 
 from __future__ import annotations
@@ -64,53 +68,80 @@ def is_complete(task: VideoTask) -> bool:
 
 def cache_video(task: VideoTask) -> dict:
     """Decode one video in order and write its shard; returns a summary (or the failure reason)."""
+    return cache_videos([task])[0]
+
+
+def cache_videos(tasks: list[VideoTask]) -> list[dict]:
+    """The shards of several caches of one video from a single in-order decode (one summary each)."""
     start = time.perf_counter()
-    if is_complete(task):
-        return {"path": task.path, "status": "skipped"}
+    results = [{"path": t.path, "status": "skipped"} for t in tasks]
+    todo = [i for i, t in enumerate(tasks) if not is_complete(t)]
+    if not todo:
+        return results
+    path = tasks[todo[0]].path
     try:
-        info = probe(task.path)
-        grids = clip_grids(
-            task.rows, info.fps, info.num_frames, task.settings["sampling_rate"], task.settings["max_frames"]
-        )
-        wanted = np.unique(np.concatenate(grids))  # (N,) source frames, sorted
-        plan = task.geometry.plan((info.height, info.width))
-        frames = decode_wanted(task.path, wanted, plan, task.threads)  # (N, S, S, 3)
-        mean = None
-        if task.settings["subtract_video_mean"]:
-            from ndar.video.mean import video_mean_frame
+        info = probe(path)
+        jobs = [shard_job(tasks[i], info) for i in todo]
+        frames = decode_wanted(path, [(j.wanted, j.plan) for j in jobs], tasks[todo[0]].threads)
+        for i, job, shard in zip(todo, jobs, frames):
+            mean = None
+            if tasks[i].settings["subtract_video_mean"]:
+                from ndar.video.mean import video_mean_frame
 
-            mean = plan.crop(video_mean_frame(task.path, plan.scaled)).astype(np.float32)
-        write_shard(task, info, grids, wanted, frames, mean)
+                mean = job.plan.crop(video_mean_frame(path, job.plan.scaled)).astype(np.float32)
+            write_shard(tasks[i], info, job.grids, job.wanted, shard, mean)
     except (VideoError, OSError, ValueError, RuntimeError) as err:
-        return {"path": task.path, "status": "failed", "reason": str(err)}
-    return {
-        "path": task.path,
-        "status": "done",
-        "frames": int(len(wanted)),
-        "clips": len(task.rows),
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+        for i in todo:
+            results[i] = {"path": path, "status": "failed", "reason": str(err)}
+        return results
+    seconds = round(time.perf_counter() - start, 3)
+    for i, job in zip(todo, jobs):
+        results[i] = {
+            "path": path, "status": "done", "frames": int(len(job.wanted)), "clips": len(tasks[i].rows),
+            "seconds": seconds,
+        }  # fmt: skip
+    return results
 
 
-def decode_wanted(path: str, wanted: np.ndarray, plan: GeometryPlan, threads: int) -> np.ndarray:
-    """Frames `wanted` (sorted source indices) at the plan's geometry; decoding stops after the last."""
-    size = plan.size
-    out = np.empty((len(wanted), size, size, 3), dtype=np.uint8)
-    k = 0
-    last = int(wanted[-1])
+@dataclass
+class ShardJob:
+    grids: list[np.ndarray]  # source frames of each clip
+    wanted: np.ndarray  # (N,) their union, sorted: the shard's frames
+    plan: GeometryPlan
+
+
+def shard_job(task: VideoTask, info) -> ShardJob:
+    rate, max_frames = task.settings["sampling_rate"], task.settings["max_frames"]
+    grids = clip_grids(task.rows, info.fps, info.num_frames, rate, max_frames)
+    wanted = np.unique(np.concatenate(grids))
+    return ShardJob(grids, wanted, task.geometry.plan((info.height, info.width)))
+
+
+def decode_wanted(
+    path: str, requests: list[tuple[np.ndarray, GeometryPlan]], threads: int
+) -> list[np.ndarray]:
+    """For each (sorted source indices, plan): those frames at the plan's geometry, (N, S, S, 3),
+    from one in-order decode that stops after the last frame any request needs."""
+    outs = [np.empty((len(w), p.size, p.size, 3), dtype=np.uint8) for w, p in requests]
+    ks = [0] * len(requests)
+    last = max(int(w[-1]) for w, _ in requests)
+    index = -1
     for index, _, frame in decode_frames(Path(path), threads):
-        if index == wanted[k]:
-            out[k] = plan.crop(frame_to_rgb(frame, plan.scaled))
-            k += 1
-            if k == len(wanted):
-                break
+        converted: dict[tuple[int, int], np.ndarray] = {}  # one conversion per decode size
+        for r, (wanted, plan) in enumerate(requests):
+            if ks[r] < len(wanted) and index == wanted[ks[r]]:
+                if plan.scaled not in converted:
+                    converted[plan.scaled] = frame_to_rgb(frame, plan.scaled)
+                outs[r][ks[r]] = plan.crop(converted[plan.scaled])
+                ks[r] += 1
         if index >= last:
             break
-    if k < len(wanted):
-        raise VideoError(
-            f"{path}: decoding ended at frame {index}, before frame {int(wanted[k])} a clip needs"
-        )
-    return out
+    for r, (wanted, _) in enumerate(requests):
+        if ks[r] < len(wanted):
+            raise VideoError(
+                f"{path}: decoding ended at frame {index}, before frame {int(wanted[ks[r]])} a clip needs"
+            )
+    return outs
 
 
 def write_shard(task: VideoTask, info, grids: list[np.ndarray], wanted: np.ndarray, frames, mean) -> None:
@@ -178,39 +209,71 @@ def view_tasks(cfg: ClipCacheConfig, view: str) -> tuple[list[VideoTask], pd.Dat
 
 def run(cfg: ClipCacheConfig) -> dict:
     """Build (or complete) the cache of every configured view; returns the summary per view."""
-    cfg.validate()
-    summary = {}
-    for view in cfg.views:
-        tasks, samples, settings, out = view_tasks(cfg, view)
-        out.mkdir(parents=True, exist_ok=True)
-        # per view: the main job builds a track's views in separate stages that may run together
-        save_config(cfg, out / "config.yaml")
-        results = run_tasks(tasks, cfg.workers, f"cache {canonical_view(view)}")
-        failures = [{"path": r["path"], "reason": r["reason"]} for r in results if r["status"] == "failed"]
-        for failure in failures:
-            log.error("cache-clips: %s: %s", failure["path"], failure["reason"])
-        manifest = {
-            "settings": settings,
-            "clips_sha256": clips_sha256(samples),
-            "videos": len(tasks),
-            "clips": int(len(samples)),
-            "failures": failures,
-        }
-        write_json(out / MANIFEST, manifest)
-        summary[canonical_view(view)] = {
-            "videos": len(tasks),
-            "done": sum(r["status"] == "done" for r in results),
-            "skipped": sum(r["status"] == "skipped" for r in results),
-            "failed": len(failures),
-            "frames": sum(r.get("frames", 0) for r in results),
-        }
-    return summary
+    return run_many([cfg])[0]
 
 
-def run_tasks(tasks: list[VideoTask], workers: int, desc: str) -> list[dict]:
-    """Every task, in a pool of `workers` processes (in this process when 1), with a progress bar."""
+def run_many(cfgs: list[ClipCacheConfig]) -> list[dict]:
+    """Build several caches of the same videos, each video decoded once for all of them; returns
+    each cache's summary per view."""
+    for cfg in cfgs:
+        cfg.validate()
+    outs = [Path(cfg.out).resolve() for cfg in cfgs]
+    if len(set(outs)) < len(outs):
+        raise ValueError(f"two caches of one build name the same folder: {[str(o) for o in outs]}")
+    summaries: list[dict] = [{} for _ in cfgs]
+    workers = max(cfg.workers for cfg in cfgs)
+    for view in dict.fromkeys(v for cfg in cfgs for v in cfg.views):
+        members = [c for c, cfg in enumerate(cfgs) if view in cfg.views]
+        built = {c: view_tasks(cfgs[c], view) for c in members}
+        for c in members:
+            out = built[c][3]
+            out.mkdir(parents=True, exist_ok=True)
+            # per view: the main job builds a cache's views in separate stages that may run together
+            save_config(cfgs[c], out / "config.yaml")
+        groups: dict[str, list[tuple[int, VideoTask]]] = {}  # one decode per video
+        for c in members:
+            for task in built[c][0]:
+                groups.setdefault(task.path, []).append((c, task))
+        results = run_groups(
+            [[t for _, t in g] for g in groups.values()], workers, f"cache {canonical_view(view)}"
+        )
+        per_cache: dict[int, list[dict]] = {c: [] for c in members}
+        for group, group_results in zip(groups.values(), results):
+            for (c, _), result in zip(group, group_results):
+                per_cache[c].append(result)
+        for c in members:
+            tasks, samples, settings, out = built[c]
+            summaries[c][canonical_view(view)] = finish_view(out, tasks, samples, settings, per_cache[c])
+    return summaries
+
+
+def finish_view(out: Path, tasks: list[VideoTask], samples, settings: dict, results: list[dict]) -> dict:
+    """Write the view's manifest (last: the cache is built) and return its summary."""
+    failures = [{"path": r["path"], "reason": r["reason"]} for r in results if r["status"] == "failed"]
+    for failure in failures:
+        log.error("cache-clips: %s: %s", failure["path"], failure["reason"])
+    manifest = {
+        "settings": settings,
+        "clips_sha256": clips_sha256(samples),
+        "videos": len(tasks),
+        "clips": int(len(samples)),
+        "failures": failures,
+    }
+    write_json(out / MANIFEST, manifest)
+    return {
+        "videos": len(tasks),
+        "done": sum(r["status"] == "done" for r in results),
+        "skipped": sum(r["status"] == "skipped" for r in results),
+        "failed": len(failures),
+        "frames": sum(r.get("frames", 0) for r in results),
+    }
+
+
+def run_groups(groups: list[list[VideoTask]], workers: int, desc: str) -> list[list[dict]]:
+    """Every video's tasks, in a pool of `workers` processes (in this process when 1), with a
+    progress bar."""
     if workers <= 1:
-        return [cache_video(t) for t in tqdm(tasks, desc=desc, unit="video")]
+        return [cache_videos(g) for g in tqdm(groups, desc=desc, unit="video")]
     ctx = multiprocessing.get_context("spawn")  # no forked decoder or torch thread state
     with ctx.Pool(workers) as pool:
-        return list(tqdm(pool.imap(cache_video, tasks), total=len(tasks), desc=desc, unit="video"))
+        return list(tqdm(pool.imap(cache_videos, groups), total=len(groups), desc=desc, unit="video"))

@@ -1,4 +1,6 @@
-"""`python -m ndar cache-clips --config configs/clipcache/<name>.yaml [key=value ...]`."""
+"""`python -m ndar cache-clips --config configs/clipcache/<name>.yaml [key=value ...]`, or
+`python -m ndar cache-clips --from-finetune A.yaml [B.yaml ...] [key=value ...]`: the caches those
+fine-tuning configs name, every video decoded once for all of them."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from-finetune",
         type=str,
+        nargs="+",
         default=None,
-        help="a fine-tuning YAML: build the cache its data.cache_dir names, with its clips and geometry",
+        help="fine-tuning YAMLs: build the caches their data.cache_dir names, with their clips and "
+        "geometry, each video decoded once for all of them (e.g. one config per track of a view)",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (with --from-finetune)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. views=[rear] workers=8")
@@ -26,13 +30,19 @@ def main(args: argparse.Namespace) -> int:
 
     setup_logging()
     if args.from_finetune is not None:
+        from ndar.clipcache.build import run_many
         from ndar.clipcache.config import from_finetune
         from ndar.finetune.config import FinetuneConfig
 
         extra = {"workers": args.workers} if args.workers else {}
-        cfg = from_finetune(load_config(FinetuneConfig, args.from_finetune, args.overrides), **extra)
-    else:
-        cfg = load_config(ClipCacheConfig, args.config, args.overrides)
+        cfgs = [
+            from_finetune(load_config(FinetuneConfig, path, args.overrides), **extra)
+            for path in args.from_finetune
+        ]
+        summaries = dict(zip((str(c.out) for c in cfgs), run_many(cfgs)))
+        print(json.dumps(summaries))
+        return 1 if any(v["failed"] for s in summaries.values() for v in s.values()) else 0
+    cfg = load_config(ClipCacheConfig, args.config, args.overrides)
     summary = run(cfg)
     print(json.dumps(summary))
     return 1 if any(v["failed"] for v in summary.values()) else 0

@@ -205,7 +205,9 @@ def input_dtype(engine) -> torch.dtype:
 
 
 def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist) -> dict:
-    """One pass over the training loader; returns the epoch's mean loss, lr and clips/s."""
+    """One pass over the training loader; returns the epoch's mean loss, lr, clips/s and the fraction of
+    the epoch spent waiting for the loader (`data_wait`: near 0 when the input pipeline keeps up; the
+    step ends with `loss.item()`, which waits for the device, so the two do not overlap)."""
     from ndar.utils.progress import progress as tqdm
 
     engine.train()
@@ -214,10 +216,12 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
     dtype, device = input_dtype(engine), engine.device
     max_micro = cfg.train.max_steps_per_epoch * cfg.train.grad_accum or len(loader)
     losses, clips, start = [], 0, time.perf_counter()
+    waited, ready = 0.0, start  # seconds blocked on the loader; when the last step finished
     bar = tqdm(loader, total=min(len(loader), max_micro), desc=f"epoch {epoch + 1}", disable=not dist.is_main)
     for micro, (x, y) in enumerate(bar):
         if micro >= max_micro:
             break
+        waited += time.perf_counter() - ready
         scheduler.step_update(num_updates=engine.global_steps)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         target = y
@@ -229,7 +233,7 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
             raise FloatingPointError(f"epoch {epoch + 1} step {micro}: loss is {loss.item()} (lr too high?)")
         engine.backward(loss)
         engine.step()
-        losses.append(loss.item())
+        losses.append(loss.item())  # (waits for the device)
         clips += x.shape[0]
         lr = max(group["lr"] for group in engine.optimizer.param_groups)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
@@ -238,11 +242,13 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
             runlog.add(
                 engine.global_steps, {"split": "train", "epoch": epoch + 1, "loss": losses[-1], "lr": lr}
             )
+        ready = time.perf_counter()
     seconds = time.perf_counter() - start
     return {
         "loss": float(np.mean(losses)) if losses else float("nan"),
         "lr": lr if losses else float("nan"),
         "clips_per_s": clips * dist.world_size / max(seconds, 1e-9),
+        "data_wait": waited / max(seconds, 1e-9),
     }
 
 
@@ -473,6 +479,10 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set,
         last = epoch + 1 == cfg.train.epochs
         stats = train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist)
         runlog.add(engine.global_steps, {"split": "train_epoch", "epoch": epoch + 1, **stats})
+        log.info(
+            "epoch %d: %.1f clips/s, %.0f%% of it waiting for data",
+            epoch + 1, stats["clips_per_s"], 100 * stats["data_wait"],
+        )  # fmt: skip
         summary["train"] = stats
         if vloader is not None and ((epoch + 1) % cfg.eval.every == 0 or last):
             metrics = evaluate(engine, vloader, dist)
