@@ -27,6 +27,27 @@ def test_rehearsal_config_is_the_real_path_at_the_real_geometry():
     assert cfg.finetune_config == "configs/finetune/tiny/{track}.yaml"  # the tiny backbones
 
 
+def test_gpu_rehearsal_plans_the_real_backbones_from_the_cache(tmp_path, monkeypatch):
+    """configs/main/rehearsal_gpu.yaml: the real fine-tuning configs (random init), each track's own
+    frames and rate in one cache stage per view, extraction on the GPU; checked on the plan."""
+    from ndar.plan import build_plan
+
+    monkeypatch.chdir(REPO)
+    cfg = load_config(MainConfig, REPO / "configs" / "main" / "rehearsal_gpu.yaml", [f"runs_dir={tmp_path}"])
+    stages = {s.name: s for s in build_plan(cfg).stages}
+    cache = stages["cache-clips rear"]
+    assert [c.base.name for c in cache.configs] == ["k400_vith.yaml", "hybrid_vitl.yaml", "ego_vitl.yaml"]
+    rates = [c.data["model"]["sampling_rate"] for c in cache.configs]
+    assert rates == [2, 4, 3]
+    # random init: the command line of every fine-tune (and of the cache, which reads its config) says so
+    assert (
+        "model.pretrained=null" in cache.argv
+        and "model.pretrained=null" in stages["finetune ego_vitl/rear fold1"].argv
+    )
+    assert "device=cuda" in stages["extract fold0"].argv
+    assert (cfg.synth.width, cfg.synth.height, cfg.synth.time_scale) == (1920, 1080, 1.0)
+
+
 @pytest.mark.slow
 def test_shrunken_rehearsal_reaches_a_valid_submission(tmp_path, monkeypatch):
     """Sessions of ~31 s (every class once, 1 s each, 1 s gaps) at 1920x1080 and 5 fps (rendering
