@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from ndar.plan import Plan, Stage, StageGroup
@@ -29,8 +30,20 @@ class StageError(RuntimeError):
     """A stage of the main job failed; the message names the stage, the command and its log."""
 
 
-def run_stage(stage: Stage, nproc: int = 1) -> float:
-    """Run one stage as a subprocess, its output appended to its log file; returns seconds taken."""
+@dataclass(frozen=True)
+class StageRun:
+    """What running a stage measured: wall seconds and the peak resident memory of its process tree
+    (the stage process and its descendants, e.g. loader or pool workers, summed; sampled)."""
+
+    seconds: float
+    peak_rss_mib: float | None = None
+
+    def __float__(self) -> float:
+        return self.seconds
+
+
+def run_stage(stage: Stage, nproc: int = 1) -> StageRun:
+    """Run one stage as a subprocess, its output appended to its log file."""
     if stage.distributed and nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "ndar"]
     else:
@@ -38,19 +51,57 @@ def run_stage(stage: Stage, nproc: int = 1) -> float:
     cmd += stage.argv
     stage.log_file.parent.mkdir(parents=True, exist_ok=True)
     log.debug("stage %s: %s", stage.name, shlex.join(cmd))
-    start = time.perf_counter()
     with open(stage.log_file, "a") as fh:
         fh.write(f"\n$ {shlex.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_stage_env())
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
+        code, run = run_measured(cmd, fh)
+    if code != 0:
         tail = _tail(stage.log_file, 25)
         raise StageError(
-            f"stage '{stage.name}' failed with exit code {proc.returncode} after {seconds:.0f} s\n"
+            f"stage '{stage.name}' failed with exit code {code} after {run.seconds:.0f} s\n"
             f"command: {shlex.join(cmd)}\nlog: {stage.log_file}\n--- last lines ---\n{tail}"
         )
-    return seconds
+    return run
+
+
+def run_measured(cmd: list[str], out, every_s: float = 0.2) -> tuple[int, StageRun]:
+    """Run `cmd` (output to the open file `out`); (exit code, its time and peak RSS).
+
+    The peak is sampled from /proc every `every_s` over the child and its descendants (None where
+    /proc is missing). Not `ru_maxrss`: a child's high-water mark starts at its parent's size at
+    fork, so every stage would report at least the main job's own memory."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_stage_env())
+    peak_kib = 0
+    sampling = Path("/proc").is_dir()
+    try:
+        while proc.poll() is None:
+            if sampling:
+                peak_kib = max(peak_kib, tree_rss_kib(proc.pid))
+            time.sleep(every_s)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    seconds = time.perf_counter() - start
+    return proc.returncode, StageRun(seconds, round(peak_kib / 1024, 1) if sampling else None)
+
+
+def tree_rss_kib(pid: int) -> int:
+    """Summed VmRSS (KiB) of `pid` and its descendants, read from /proc (vanished ones count 0)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += next(
+                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+            )
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 # Rendezvous variables of a process group this process may belong to: a stage must not inherit
@@ -84,6 +135,7 @@ class Executor:
         self.plan, self.nproc, self.jobs, self.runner = plan, nproc, jobs, runner
         self.planned = plan.names
         self.timings: dict[str, float] = {}
+        self.peak_rss_mib: dict[str, float] = {}  # stages whose runner measured it
         self.skipped: list[str] = []
         self.started = 0
         self.clock = time.perf_counter()
@@ -140,6 +192,8 @@ class Executor:
         if done is not None and not self.upstream_ran:
             with self.lock:
                 self.timings[stage.name] = done["seconds"]
+                if done.get("peak_rss_mib") is not None:
+                    self.peak_rss_mib[stage.name] = done["peak_rss_mib"]
                 self.skipped.append(stage.name)
             log.info("[%d/%d] %s: skipped (done, took %s)", k, n, stage.name, format_seconds(done["seconds"]))
             return
@@ -147,10 +201,13 @@ class Executor:
         if stage.outputs:
             with self.lock:
                 self.group_ran = True
-        seconds = self.runner(stage, self.nproc)
+        result = self.runner(stage, self.nproc)
+        seconds, peak = float(result), getattr(result, "peak_rss_mib", None)
         with self.lock:
+            if peak is not None:
+                self.peak_rss_mib[stage.name] = peak
             if done is None:
-                self.record_finished(stage, seconds)
+                self.record_finished(stage, seconds, peak)
             # a finished stage re-run only because something before it ran mostly resumes: its
             # recorded time is still the time its work took
             self.timings[stage.name] = seconds if done is None else done["seconds"]
@@ -185,11 +242,12 @@ class Executor:
             return None
         return record
 
-    def record_finished(self, stage: Stage, seconds: float) -> None:
+    def record_finished(self, stage: Stage, seconds: float, peak_rss_mib: float | None = None) -> None:
         if stage.outputs:
             record = {
                 "stage": stage.name,
                 "seconds": round(seconds, 1),
+                "peak_rss_mib": peak_rss_mib,
                 "fingerprint": self.fingerprint(stage),
             }
             write_json(self.plan.layout.stage_record(stage.name), record)

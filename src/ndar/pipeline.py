@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ndar.config import load_config, save_config
-from ndar.executor import Executor, StageError, run_stage
+from ndar.executor import Executor, StageError, StageRun, run_stage
 from ndar.extract.merge import PROBS_RULES
 from ndar.plan import ENSEMBLE_NOTEBOOK, HEAD_NOTEBOOKS, REPO, Plan, Stage, build_plan, describe
 from ndar.synth.config import MainJobSynthConfig
@@ -148,7 +148,7 @@ def check_config(cfg: MainConfig) -> None:
         )
 
 
-def run(cfg: MainConfig, runner: Callable[[Stage, int], float] = run_stage) -> dict:
+def run(cfg: MainConfig, runner: Callable[[Stage, int], float | StageRun] = run_stage) -> dict:
     """Run the main job; returns the summary also written to runs/<name>/pipeline.json.
 
     `runner` runs one stage (a subprocess; the tests pass one that only records the stage)."""
@@ -185,6 +185,7 @@ def summarize(plan: Plan, executor: Executor, seconds: float) -> dict:
     out: dict = {"run": layout.run_dir.name, "seconds": round(seconds, 1)}
     # a skipped stage keeps the time it took when it ran, so this file always describes the work
     out["stages"] = {k: round(v, 1) for k, v in executor.timings.items()}
+    out["peak_rss_mib"] = dict(executor.peak_rss_mib)  # each stage's process tree, where measured
     out["skipped"] = list(executor.skipped)
     if layout.submission_metrics.is_file():
         out["ensemble"] = read_json(layout.submission_metrics)

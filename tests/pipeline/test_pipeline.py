@@ -33,6 +33,31 @@ def test_derive_config_loads_the_base_with_settings_and_overrides(tmp_path):
         derive_config("finetune", base, {}, tmp_path / "d.yaml", argv_overrides=["train.epochz=1"])
 
 
+def test_stage_peak_memory_is_its_own_process_tree(tmp_path):
+    """A stage whose child process holds 300 MiB reports at least that; one beside it, far less."""
+    import sys
+    import threading
+
+    from ndar.executor import run_measured
+
+    hog = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'b = bytearray(300 << 20); b[::4096] = b\"x\" * len(b[::4096]); import time; time.sleep(1)'], check=True)"
+    results = {}
+
+    def run(name: str, code: str) -> None:
+        with open(tmp_path / f"{name}.log", "w") as out:
+            results[name] = run_measured([sys.executable, "-c", code], out)
+
+    threads = [threading.Thread(target=run, args=a) for a in (("hog", hog), ("small", "x = 1"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (code, hog_run), (small_code, small_run) = results["hog"], results["small"]
+    assert code == small_code == 0 and float(hog_run) == hog_run.seconds > 0
+    assert hog_run.peak_rss_mib >= 300 and small_run.peak_rss_mib < 100, results
+    assert run_measured([sys.executable, "-c", "raise SystemExit(3)"], open(tmp_path / "x.log", "w"))[0] == 3
+
+
 def test_failing_stage_names_stage_command_and_log(tmp_path):
     stage = Stage(
         "score",
@@ -92,6 +117,7 @@ def test_main_job_end_to_end_tiny(tmp_path, monkeypatch):
     assert "mOS" in summary["baseline"]
     assert summary["baseline"]["oof"]["sessions"] == 6  # 3 A1 drivers x 2, scored out of fold (k=3)
     assert json.loads((tmp_path / "runs" / "e2e" / "pipeline.json").read_text())["run"] == "e2e"
+    assert summary["peak_rss_mib"]["finetune k400_vith/rear fold0"] > 100  # torch and a model at least
     assert set(summary["stages"]) >= {
         "synth",
         "cache-clips rear",  # the synthetic job fine-tunes from the clip cache, as the real one
