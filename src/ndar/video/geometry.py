@@ -5,10 +5,11 @@ A backbone sees the *crop box* of its view (the driver region, as fractions of t
 the clip cache and feature extraction all go through `plan_geometry`, so the pixels a model is
 validated on are the pixels the heads later get from it.
 
-Two resize rules: "squash" (the default) and "pad" (the box keeps its aspect ratio: its longer side
+Two resize rules: "squash" (this module's default, what model folders without a rule used) and "pad" (the box keeps its aspect ratio: its longer side
 becomes `size`, the rest of the square is zeros, like a letterbox). Pad needs the frame's size in
-pixels (the box's aspect depends on it), so its plan is made per video. The default was chosen on the
-synthetic benchmark's A1 out-of-fold mOS over three generator seeds (docs/finetune.md).
+pixels (the box's aspect depends on it), so its plan is made per video. The shipped fine-tuning
+configs use pad, chosen on the synthetic benchmark's A1 out-of-fold mOS over three generator seeds
+(docs/finetune.md).
 
 Why squash, and why the crop is done this way:
 - extraction must see the whole crop box of every window (a window is not a clip centred on an
