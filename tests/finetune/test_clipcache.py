@@ -141,7 +141,8 @@ def test_finetune_trains_from_the_cache(synth_root: Path, built: Path, shrink, t
     from ndar.finetune.engine import run as finetune
 
     overrides = shrink(synth_root, tmp_path / "ft") + [
-        f"data.cache_dir={built}", "data.crop=synthetic", "train.epochs=1", "train.max_steps_per_epoch=2",
+        f"data.cache_dir={built}", "data.crop=synthetic", "data.resize=squash",  # as the cache was built
+        "train.epochs=1", "train.max_steps_per_epoch=2",
         "train.precision=fp32", "train.zero_stage=0", "aug.rand_augment=''", "aug.mixup=0", "aug.cutmix=0",
         "eval.num_crops=1",
     ]  # fmt: skip
