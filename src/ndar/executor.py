@@ -68,12 +68,12 @@ def run_measured(cmd: list[str], out, every_s: float = 0.2) -> tuple[int, StageR
     """Run `cmd` (output to the open file `out`); (exit code, its time and peak RSS).
 
     The peak is sampled from /proc every `every_s` over the child and its descendants (None where
-    /proc is missing). Not `ru_maxrss`: a child's high-water mark starts at its parent's size at
+    /proc cannot list children). Not `ru_maxrss`: a child's high-water mark starts at its parent's size at
     fork, so every stage would report at least the main job's own memory."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_stage_env())
     peak_kib = 0
-    sampling = Path("/proc").is_dir()
+    sampling = can_sample_trees()
     try:
         while proc.poll() is None:
             if sampling:
@@ -87,8 +87,16 @@ def run_measured(cmd: list[str], out, every_s: float = 0.2) -> tuple[int, StageR
     return proc.returncode, StageRun(seconds, round(peak_kib / 1024, 1) if sampling else None)
 
 
+def can_sample_trees() -> bool:
+    """Whether /proc lists each task's children (Linux with CONFIG_PROC_CHILDREN): without it a
+    stage's workers could not be found, so no peak is recorded rather than the parent's alone."""
+    pid = os.getpid()
+    return Path(f"/proc/{pid}/task/{pid}/children").is_file()
+
+
 def tree_rss_kib(pid: int) -> int:
-    """Summed VmRSS (KiB) of `pid` and its descendants, read from /proc (vanished ones count 0)."""
+    """Summed VmRSS (KiB) of `pid` and its descendants, read from /proc. A process that exits while
+    it is read counts 0 (it no longer holds memory); kernel threads have no VmRSS line."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
@@ -99,8 +107,8 @@ def tree_rss_kib(pid: int) -> int:
             )
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited between listing and reading
     return total
 
 

@@ -240,11 +240,16 @@ class _Planner:
             argv = ["cache-clips", "--from-finetune", *(str(c.path) for c in configs)]
             argv += ["--workers", str(self.cfg.clip_cache_workers), *self.cfg.finetune_overrides]
             outputs = [self.layout.clipcache_manifest(track, view) for track in self.cfg.tracks]
-            stage = self.stage(
-                f"cache-clips {view}", argv, inputs=[self.data_root], outputs=outputs, config=configs[0]
+            stages.append(
+                self.stage(
+                    f"cache-clips {view}",
+                    argv,
+                    inputs=[self.data_root],
+                    outputs=outputs,
+                    config=configs[0],
+                    more_configs=configs[1:],
+                )  # fmt: skip
             )
-            stage.more_configs = configs[1:]
-            stages.append(stage)
         return stages
 
     def finetune(self, track: str, view: str, fold: int | None) -> Stage:
