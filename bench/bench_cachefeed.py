@@ -49,6 +49,7 @@ def finetune_overrides(data: Path, cache: Path, output: Path, args: argparse.Nam
         "train.epochs=2", f"train.max_steps_per_epoch={args.steps}", "train.save_every=2",
         "optim.warmup_epochs=0", f"train.batch_size={args.batch}", "train.log_every=10",
     ]  # fmt: skip
+    values += args.set
     if args.smoke:  # the tiny backbone in fp32 on a CPU: the same data path, seconds per step
         values += [
             "model.backbone=videomae_vit_tiny", "model.num_frames=4", "model.img_size=32",
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=14, help="DataLoader processes (a 16-core host: 14)")
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU (checks the path)")
+    parser.add_argument("--set", nargs="*", default=[], help="more fine-tuning overrides (train.compile=true)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.batch, args.workers = min(args.steps, 4), min(args.batch, 2), min(args.workers, 1)

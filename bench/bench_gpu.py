@@ -109,13 +109,11 @@ def train_row(
     backbone: str, batch: int, ckpt: bool, steps: int, profile: bool = False, extra: list[str] | None = None
 ) -> dict:
     """One fine-tuning configuration through DeepSpeed, in this (fresh) process."""
-    import deepspeed
-
     from ndar.config import load_config
     from ndar.finetune.config import FinetuneConfig
     from ndar.finetune.distributed import init_distributed
     from ndar.finetune.ds_config import build_deepspeed_config
-    from ndar.finetune.engine import build_model, build_optimizer, learning_rate
+    from ndar.finetune.engine import build_engine, build_model, build_optimizer, learning_rate
 
     overrides = [
         f"model.backbone={backbone}", "model.num_frames=16", "model.img_size=224",
@@ -127,9 +125,7 @@ def train_row(
     dist = init_distributed("nccl")
     model, _ = build_model(cfg)
     optimizer = build_optimizer(model, cfg, learning_rate(cfg, dist))
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, config=build_deepspeed_config(cfg, dist.world_size)
-    )
+    engine = build_engine(model, optimizer, cfg, build_deepspeed_config(cfg, dist.world_size))
     x = torch.randn(batch, 3, *CLIP, device=engine.device, dtype=torch.bfloat16)
     target = torch.softmax(torch.randn(batch, 16, device=engine.device), -1)
 
@@ -138,13 +134,17 @@ def train_row(
         engine.backward(loss)
         engine.step()
 
+    start = time.perf_counter()
+    step()  # the first step: allocations, cuBLAS set-up and, with train.compile, the compile
+    torch.cuda.synchronize()
+    first_step_s = time.perf_counter() - start
     torch.cuda.reset_peak_memory_stats()
     seconds = cuda_time(step, warmup=2, min_reps=steps, budget_s=0.0)
     flops = count_model_flops({"backbone": backbone, "mode": "train", "batch": batch})
     tflops = flops / seconds / 1e12
     row = {
         "backbone": backbone, "batch": batch, "grad_ckpt": ckpt, "zero_stage": 1, "precision": "bf16",
-        "s_per_step": seconds, "clips_per_s": batch / seconds, "tflops_model": tflops, "mfu": tflops / (peak_tflops() or float("nan")),
+        "first_step_s": first_step_s, "s_per_step": seconds, "clips_per_s": batch / seconds, "tflops_model": tflops, "mfu": tflops / (peak_tflops() or float("nan")),
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6, "overrides": extra or [],
     }  # fmt: skip
@@ -220,16 +220,47 @@ def profile_train_step(engine, x: torch.Tensor, target: torch.Tensor, steps: int
     return out
 
 
+CASE_FLAGS = {"compile": "train.compile=true", "fused": "optim.fused=true"}
+
+
+def parse_train_case(case: str) -> tuple[str, int, bool, list[str]]:
+    """ "videomae_vit_large:8:0:compile+fused" -> (backbone, batch, grad_ckpt, FinetuneConfig overrides)."""
+    backbone, batch, ckpt, *flags = case.split(":")
+    names = [name for name in "+".join(flags).split("+") if name]
+    unknown = sorted(set(names) - set(CASE_FLAGS))
+    if unknown:
+        raise ValueError(
+            f"train case {case!r}: unknown flag(s) {unknown}; expected some of {sorted(CASE_FLAGS)}"
+        )
+    return backbone, int(batch), ckpt == "1", [CASE_FLAGS[name] for name in names]
+
+
 def train_rows(
-    cases: list[str], steps: int, profile: bool = False, extra: list[str] | None = None
+    cases: list[str],
+    steps: int,
+    profile: bool = False,
+    extra: list[str] | None = None,
+    deadline_s: float = 0.0,
 ) -> list[dict]:
-    """Each case in its own process: a clean process group, allocator and peak-memory counter."""
-    rows = []
+    """Each case in its own process: a clean process group, allocator and peak-memory counter.
+    With `deadline_s` (a short device lease), cases past it are skipped and a running one is stopped."""
+    rows, start = [], time.perf_counter()
     for case in cases:
+        parse_train_case(case)  # a typo fails here, before any GPU time is spent on it
+        left = deadline_s - (time.perf_counter() - start) if deadline_s else None
+        if left is not None and left < 20:
+            rows.append({"case": case, "skipped": f"deadline of {deadline_s:.0f} s reached"})
+            print("train", json.dumps(rows[-1]), flush=True)
+            continue
         cmd = [*self_command(__spec__), "--out", "-", "--train-case", case, "--steps", str(steps)]
         cmd += ["--profile-train"] if profile else []
         cmd += ["--train-override", *extra] if extra else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=left)
+        except subprocess.TimeoutExpired:
+            rows.append({"case": case, "error": f"stopped at the deadline of {deadline_s:.0f} s"})
+            print("train", json.dumps(rows[-1]), flush=True)
+            continue
         if proc.returncode != 0:
             rows.append({"case": case, "error": proc.stderr[-2000:]})
         else:
@@ -268,7 +299,11 @@ def main() -> int:
     ], help="backbone:batch[:compile]")  # fmt: skip
     parser.add_argument("--train", nargs="+", default=[
         "videomae_vit_large:8:0", "videomae_vit_large:8:1", "videomae_vit_huge:4:1", "videomae_vit_huge:8:1",
-    ], help="backbone:batch:grad_ckpt")  # fmt: skip
+    ], help="backbone:batch:grad_ckpt[:flag+flag], flags: " + ", ".join(CASE_FLAGS))  # fmt: skip
+    parser.add_argument(
+        "--deadline-s", type=float, default=0.0,
+        help="start no train case after this many seconds (0 = none); a running case is stopped there",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument(
         "--profile-train", action="store_true",
@@ -286,14 +321,9 @@ def main() -> int:
     parser.add_argument("--train-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_case:
-        backbone, batch, ckpt = args.train_case.split(":")
-        print(
-            json.dumps(
-                train_row(
-                    backbone, int(batch), ckpt == "1", args.steps, args.profile_train, args.train_override
-                )
-            )
-        )
+        backbone, batch, ckpt, extra = parse_train_case(args.train_case)
+        row = train_row(backbone, batch, ckpt, args.steps, args.profile_train, [*args.train_override, *extra])
+        print(json.dumps(row | {"case": args.train_case}))
         return 0
     report: dict = {"env": env_info(), "command": " ".join(sys.argv)}
     print(json.dumps(report["env"]), flush=True)
@@ -318,7 +348,9 @@ def main() -> int:
             report,
             args.out,
             "train",
-            lambda: train_rows(args.train, args.steps, args.profile_train, args.train_override),
+            lambda: train_rows(
+                args.train, args.steps, args.profile_train, args.train_override, args.deadline_s
+            ),
         )
     if "extract" in args.sections:
         section(report, args.out, "extract", lambda: bench_extract(

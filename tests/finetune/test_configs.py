@@ -131,7 +131,7 @@ def test_cutmix_box_is_the_same_in_every_frame():
 FLAT_REVISION = "3550012"
 CHANGED_SINCE = {
     "configs/finetune/tiny/_base_.yaml": ["aug.label_smoothing=0.1", "data.resize=pad"],
-    "configs/finetune/_base_vit.yaml": ["data.resize=pad"],
+    "configs/finetune/_base_vit.yaml": ["data.resize=pad", "optim.fused=true", "train.compile=true"],
 }
 
 

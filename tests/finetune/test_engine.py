@@ -199,3 +199,47 @@ def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high
         runlog, dist,
     )  # fmt: skip
     assert low <= stats["data_wait"] <= high, stats
+
+
+@pytest.mark.slow
+def test_compiled_fused_run_trains_as_the_eager_one(shrink, synth_root, driver_clips, tmp_path):
+    """`train.compile` (inductor through DeepSpeed's engine.compile) and `optim.fused` change the
+    kernels, not the function: the same seed gives the same losses, and the exported weights keep
+    the model's own names (no `_orig_mod.` prefix), so extraction loads them as usual."""
+    from safetensors.torch import load_file
+    from torch._dynamo.utils import counters
+
+    from ndar.backbones import load_model_folder
+
+    same = ("train.epochs=1", "train.max_steps_per_epoch=3", "model.drop_path_rate=0", "train.precision=fp32")
+    counters.clear()  # other tests of this process may have compiled
+    eager = _run(shrink, synth_root, driver_clips, tmp_path / "eager", *same)
+    assert counters["stats"]["unique_graphs"] == 0, "the eager run compiled something"
+    fast = _run(
+        shrink, synth_root, driver_clips, tmp_path / "fast", *same, "train.compile=true", "optim.fused=true"
+    )
+    assert counters["stats"]["unique_graphs"] > 0, "train.compile=true compiled nothing"
+
+    def losses(out: Path) -> list[float]:
+        rows = pd.read_csv(out / "metrics.csv")
+        return rows[rows["split"] == "train"]["loss"].tolist()
+
+    assert len(losses(fast)) == 3
+    assert losses(fast) == pytest.approx(losses(eager), rel=1e-3)
+    weights, reference = (
+        load_file(str(fast / "model.safetensors")),
+        load_file(str(eager / "model.safetensors")),
+    )
+    assert sorted(weights) == sorted(reference)
+    assert all(torch.allclose(weights[k], reference[k], atol=1e-4) for k in weights)
+    load_model_folder(fast)  # the exported folder loads as a backbone
+
+
+def test_fused_adamw_is_asked_of_torch_only_when_configured():
+    from ndar.finetune.engine import build_model, build_optimizer
+
+    for fused in (False, True):
+        cfg = load_config(FinetuneConfig, TINY, [f"optim.fused={str(fused).lower()}"])
+        optimizer = build_optimizer(build_model(cfg)[0], cfg, lr=1e-3)
+        assert type(optimizer) is torch.optim.AdamW
+        assert bool(optimizer.defaults["fused"]) is fused

@@ -141,6 +141,9 @@ class OptimSection:
     eps: float = 1e-8
     clip_grad: float = 0.0
     """Gradient clipping by global norm (DeepSpeed `gradient_clipping`); 0 = off."""
+    fused: bool = False
+    """torch's fused AdamW kernel (`fused=True`): one kernel per parameter group and step instead of a
+    chain of foreach launches; for GPU runs, where the step is bound by kernel launches."""
 
     LIMITS = {
         "base_lr": "> 0", "lr": "> 0", "min_lr": ">= 0", "warmup_lr": ">= 0", "warmup_epochs": ">= 0",
@@ -170,6 +173,11 @@ class TrainSection:
     CPU configs on a busy 2-core machine, where two spinning OpenMP threads slow each other down."""
     log_every: int = 10
     """Write a train row to metrics.csv / TensorBoard every N optimizer steps."""
+    compile: bool = False
+    """Compile the model's forward and backward with torch.compile (inductor, through DeepSpeed's
+    `engine.compile`): norms, GELU and bias adds fuse into the matmuls' neighbours, which cuts the
+    kernel launches that bound a ViT step on a GPU. The first step (and the first of each new input
+    shape, e.g. validation) pays a compile of tens of seconds; weights and checkpoints are unchanged."""
 
     LIMITS = {
         "epochs": ">= 1", "batch_size": ">= 1", "grad_accum": ">= 1", "precision": ("bf16", "fp16", "fp32"),

@@ -148,7 +148,19 @@ def build_optimizer(model, cfg: FinetuneConfig, lr: float):
         betas=tuple(o.betas),
         eps=o.eps,
         filter_bias_and_bn=True,
+        **({"fused": True} if o.fused else {}),
     )
+
+
+def build_engine(model, optimizer, cfg: FinetuneConfig, ds_config: dict):
+    """DeepSpeed's engine around the model and optimizer, compiled when `train.compile` asks for it
+    (`engine.compile` compiles the wrapped module in place, so state-dict names do not change)."""
+    import deepspeed
+
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    if cfg.train.compile:
+        engine.compile(backend="inductor")
+    return engine
 
 
 def build_scheduler(optimizer, cfg: FinetuneConfig, updates_per_epoch: int):
@@ -229,11 +241,11 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
             x, target = mix_clips(mixup, x, y)
         logits = engine(x.to(dtype))  # (B, 16)
         loss = criterion(logits.float(), target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch + 1} step {micro}: loss is {loss.item()} (lr too high?)")
         engine.backward(loss)
         engine.step()
-        losses.append(loss.item())  # (waits for the device)
+        losses.append(loss.item())  # the step's one wait for the device: backward is queued behind forward
+        if not math.isfinite(losses[-1]):  # diverged (this step is applied): stop, keep the last checkpoint
+            raise FloatingPointError(f"epoch {epoch + 1} step {micro}: loss is {losses[-1]} (lr too high?)")
         clips += x.shape[0]
         lr = max(group["lr"] for group in engine.optimizer.param_groups)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
@@ -453,8 +465,6 @@ def run(cfg: FinetuneConfig) -> Path:
 
 
 def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set, resume_from) -> Path:
-    import deepspeed
-
     loader = train_loader(train_set, cfg, dist)
     updates_per_epoch = max(len(loader) // cfg.train.grad_accum, 1)
     if cfg.train.max_steps_per_epoch:
@@ -464,7 +474,7 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set,
     ds_config = build_deepspeed_config(cfg, dist.world_size)
     if dist.is_main:
         write_json(cfg.output / "deepspeed_config.json", ds_config)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+    engine = build_engine(model, optimizer, cfg, ds_config)
     scheduler = build_scheduler(optimizer, cfg, updates_per_epoch)
     mixup, criterion = build_mixup_and_loss(cfg)
     ckpt_dir = cfg.output / CHECKPOINT_DIR
