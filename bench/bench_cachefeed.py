@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=14, help="DataLoader processes (a 16-core host: 14)")
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU (checks the path)")
-    parser.add_argument("--set", nargs="*", default=[], help="more fine-tuning overrides (train.compile=true)")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="more fine-tuning overrides (train.compile=true)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.batch, args.workers = min(args.steps, 4), min(args.batch, 2), min(args.workers, 1)
