@@ -9,7 +9,9 @@ makes itself: the synthetic renderer writes short sessions at 1920x1080 30 fps (
 clips` builds the track's cache (16 frames at rate 4, 224 px, the `aicity` crop box), and the
 fine-tuning engine trains a randomly initialised ViT-L (the hybrid_vitl track's config, every
 augmentation on) from that cache with `--workers` loader processes. The engine itself reports clips/s
-and `data_wait`, the fraction of the epoch blocked on the loader (`metrics.csv`, `train_epoch` rows).
+and `data_wait`, the fraction of the epoch blocked on the loader (`metrics.csv`, `train_epoch` rows),
+with `first_batch_s` (the loader workers' start, paid each epoch) and `data_wait_steady` (after it):
+these sessions give short epochs, where the start weighs far more than in a real one.
 Two epochs are run: the first includes the loader workers' start and the model's first steps, so the
 second is the steady figure. Writes OUT/cachefeed.json.
 """
@@ -103,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     result["finetune_s"] = time.perf_counter() - start
     epochs = pd.read_csv(output / "metrics.csv")
     epochs = epochs[epochs["split"] == "train_epoch"]
-    result["epochs"] = epochs[["epoch", "clips_per_s", "data_wait", "loss"]].to_dict("records")
+    result["epochs"] = epochs[
+        ["epoch", "clips_per_s", "data_wait", "first_batch_s", "data_wait_steady", "loss"]
+    ].to_dict("records")
     write_json(args.out / "cachefeed.json", result)
     print(json.dumps(result["epochs"]))
     return 0

@@ -169,8 +169,10 @@ class _SleepyEngine(torch.nn.Module):
 
 
 class _SleepyLoader:
-    def __init__(self, batches: int, wait_s: float) -> None:
-        self.batches, self.wait_s, self.sampler = batches, wait_s, None
+    """`batches` batches, each after `wait_s`; the first after `start_s` more (the workers' start)."""
+
+    def __init__(self, batches: int, wait_s: float, start_s: float = 0.0) -> None:
+        self.batches, self.wait_s, self.start_s, self.sampler = batches, wait_s, start_s, None
 
     def __len__(self) -> int:
         return self.batches
@@ -178,14 +180,13 @@ class _SleepyLoader:
     def __iter__(self):
         import time
 
+        time.sleep(self.start_s)
         for _ in range(self.batches):
             time.sleep(self.wait_s)
             yield torch.randn(2, 4), torch.tensor([0, 1])
 
 
-@pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.1, 0.0, 0.6, 1.0), (0.0, 0.1, 0.0, 0.25)])
-def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high):
-    """An input-bound epoch reports most of its time as data wait, a compute-bound one almost none."""
+def _epoch_stats(engine, loader) -> dict:
     from types import SimpleNamespace
 
     from ndar.finetune.engine import train_one_epoch
@@ -194,11 +195,26 @@ def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high
     scheduler = SimpleNamespace(step_update=lambda num_updates: None)
     runlog = SimpleNamespace(add=lambda step, row: None)
     dist = SimpleNamespace(is_main=False, world_size=1)
-    stats = train_one_epoch(
-        _SleepyEngine(step_s), _SleepyLoader(8, wait_s), scheduler, None, torch.nn.CrossEntropyLoss(), cfg, 0,
-        runlog, dist,
+    return train_one_epoch(
+        engine, loader, scheduler, None, torch.nn.CrossEntropyLoss(), cfg, 0, runlog, dist
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.1, 0.0, 0.6, 1.0), (0.0, 0.1, 0.0, 0.25)])
+def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high):
+    """An input-bound epoch reports most of its time as data wait, a compute-bound one almost none."""
+    stats = _epoch_stats(_SleepyEngine(step_s), _SleepyLoader(8, wait_s))
     assert low <= stats["data_wait"] <= high, stats
+    assert low <= stats["data_wait_steady"] <= high, stats
+
+
+def test_a_slow_loader_start_is_told_apart_from_a_slow_loader():
+    """A short epoch whose workers take long to start waits mostly for the first batch: `data_wait`
+    is high, the steady fraction after the first batch is near 0 (the loader keeps up)."""
+    stats = _epoch_stats(_SleepyEngine(0.05), _SleepyLoader(6, 0.0, start_s=0.4))
+    assert 0.4 <= stats["first_batch_s"] < 0.6, stats
+    assert stats["data_wait"] > 0.5, stats
+    assert stats["data_wait_steady"] < 0.1, stats
 
 
 @pytest.mark.slow

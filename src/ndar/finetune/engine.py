@@ -219,7 +219,9 @@ def input_dtype(engine) -> torch.dtype:
 def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist) -> dict:
     """One pass over the training loader; returns the epoch's mean loss, lr, clips/s and the fraction of
     the epoch spent waiting for the loader (`data_wait`: near 0 when the input pipeline keeps up; the
-    step ends with `loss.item()`, which waits for the device, so the two do not overlap)."""
+    step ends with `loss.item()`, which waits for the device, so the two do not overlap). The workers
+    start afresh each epoch, so the first batch also waits for their start (`first_batch_s`);
+    `data_wait_steady` is the fraction after it, the figure a long real epoch approaches."""
     from ndar.utils.progress import progress as tqdm
 
     engine.train()
@@ -229,11 +231,14 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
     max_micro = cfg.train.max_steps_per_epoch * cfg.train.grad_accum or len(loader)
     losses, clips, start = [], 0, time.perf_counter()
     waited, ready = 0.0, start  # seconds blocked on the loader; when the last step finished
+    first = 0.0  # seconds until the first batch
     bar = tqdm(loader, total=min(len(loader), max_micro), desc=f"epoch {epoch + 1}", disable=not dist.is_main)
     for micro, (x, y) in enumerate(bar):
         if micro >= max_micro:
             break
         waited += time.perf_counter() - ready
+        if micro == 0:
+            first = time.perf_counter() - start
         scheduler.step_update(num_updates=engine.global_steps)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         target = y
@@ -261,6 +266,8 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
         "lr": lr if losses else float("nan"),
         "clips_per_s": clips * dist.world_size / max(seconds, 1e-9),
         "data_wait": waited / max(seconds, 1e-9),
+        "first_batch_s": first,
+        "data_wait_steady": (waited - first) / max(seconds - first, 1e-9),
     }
 
 
@@ -490,8 +497,9 @@ def _train(cfg: FinetuneConfig, dist: DistInfo, model, spec, train_set, val_set,
         stats = train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, runlog, dist)
         runlog.add(engine.global_steps, {"split": "train_epoch", "epoch": epoch + 1, **stats})
         log.info(
-            "epoch %d: %.1f clips/s, %.0f%% of it waiting for data",
-            epoch + 1, stats["clips_per_s"], 100 * stats["data_wait"],
+            "epoch %d: %.1f clips/s, %.0f%% of it waiting for data (first batch after %.1f s, %.0f%% after it)",
+            epoch + 1, stats["clips_per_s"], 100 * stats["data_wait"], stats["first_batch_s"],
+            100 * stats["data_wait_steady"],
         )  # fmt: skip
         summary["train"] = stats
         if vloader is not None and ((epoch + 1) % cfg.eval.every == 0 or last):
