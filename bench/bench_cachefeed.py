@@ -32,12 +32,15 @@ TRACK_CONFIG = "configs/finetune/hybrid_vitl.yaml"
 
 
 def render(out: Path, smoke: bool) -> dict:
-    """Short rear-view sessions at the real geometry (about 1 minute each; 30 s for --smoke)."""
+    """Short rear-view sessions at the real geometry (about 1 minute each; 30 s for --smoke). On a GPU
+    host 6 A1 drivers (12 videos) and the A2 one render side by side on 14 processes in the time of
+    one video: a first run with 2 drivers gave 8-step epochs, too short to show the loader's steady
+    state."""
     from ndar.synth import SynthConfig, generate
 
     cfg = SynthConfig(
-        out=out, drivers=2, test_drivers=1, width=1920, height=1080, fps=30.0, views=["rear"],
-        time_scale=0.06 if smoke else 0.12, min_activity_s=1, min_gap_s=1, workers=4 if not smoke else 2,
+        out=out, drivers=2 if smoke else 6, test_drivers=1, width=1920, height=1080, fps=30.0, views=["rear"],
+        time_scale=0.06 if smoke else 0.12, min_activity_s=1, min_gap_s=1, workers=2 if smoke else 14,
     )  # fmt: skip
     start = time.perf_counter()
     generate(cfg)
