@@ -186,7 +186,8 @@ class _SleepyLoader:
             yield torch.randn(2, 4), torch.tensor([0, 1])
 
 
-def _epoch_stats(engine, loader) -> dict:
+def _epoch_stats(engine, loader, criterion=None) -> dict:
+    """`train_one_epoch` over a fake engine and loader (no mixup, one process)."""
     from types import SimpleNamespace
 
     from ndar.finetune.engine import train_one_epoch
@@ -195,9 +196,8 @@ def _epoch_stats(engine, loader) -> dict:
     scheduler = SimpleNamespace(step_update=lambda num_updates: None)
     runlog = SimpleNamespace(add=lambda step, row: None)
     dist = SimpleNamespace(is_main=False, world_size=1)
-    return train_one_epoch(
-        engine, loader, scheduler, None, torch.nn.CrossEntropyLoss(), cfg, 0, runlog, dist
-    )  # fmt: skip
+    criterion = criterion or torch.nn.CrossEntropyLoss()
+    return train_one_epoch(engine, loader, scheduler, None, criterion, cfg, 0, runlog, dist)
 
 
 @pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.1, 0.0, 0.6, 1.0), (0.0, 0.1, 0.0, 0.25)])
@@ -211,8 +211,8 @@ def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high
 def test_a_slow_loader_start_is_told_apart_from_a_slow_loader():
     """A short epoch whose workers take long to start waits mostly for the first batch: `data_wait`
     is high, the steady fraction after the first batch is near 0 (the loader keeps up)."""
-    stats = _epoch_stats(_SleepyEngine(0.05), _SleepyLoader(6, 0.0, start_s=0.4))
-    assert 0.4 <= stats["first_batch_s"] < 0.6, stats
+    stats = _epoch_stats(_SleepyEngine(0.05), _SleepyLoader(4, 0.0, start_s=1.0))
+    assert 1.0 <= stats["first_batch_s"] < 1.5, stats
     assert stats["data_wait"] > 0.5, stats
     assert stats["data_wait_steady"] < 0.1, stats
 
@@ -259,3 +259,17 @@ def test_fused_adamw_is_asked_of_torch_only_when_configured():
         optimizer = build_optimizer(build_model(cfg)[0], cfg, lr=1e-3)
         assert type(optimizer) is torch.optim.AdamW
         assert bool(optimizer.defaults["fused"]) is fused
+
+
+def test_a_non_finite_loss_stops_the_epoch_at_that_step():
+    """The loss is read once per step, after the update; a NaN there ends the run with an error that
+    names the epoch and step (a diverged run must not go on to write checkpoints)."""
+    engine = _SleepyEngine(0.0)
+
+    def nan_on_third_step(logits, target):
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        return loss * float("nan") if engine.global_steps == 2 else loss
+
+    with pytest.raises(FloatingPointError, match=r"epoch 1 step 2: loss is nan"):
+        _epoch_stats(engine, _SleepyLoader(6, 0.0), nan_on_third_step)
+    assert engine.global_steps == 3  # the diverged step was applied, none after it
