@@ -200,7 +200,7 @@ def _epoch_stats(engine, loader, criterion=None) -> dict:
     return train_one_epoch(engine, loader, scheduler, None, criterion, cfg, 0, runlog, dist)
 
 
-@pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.1, 0.0, 0.6, 1.0), (0.0, 0.1, 0.0, 0.25)])
+@pytest.mark.parametrize(("wait_s", "step_s", "low", "high"), [(0.2, 0.0, 0.6, 1.0), (0.0, 0.2, 0.0, 0.25)])
 def test_epoch_reports_the_time_spent_waiting_for_data(wait_s, step_s, low, high):
     """An input-bound epoch reports most of its time as data wait, a compute-bound one almost none."""
     stats = _epoch_stats(_SleepyEngine(step_s), _SleepyLoader(8, wait_s))
