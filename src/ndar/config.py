@@ -298,20 +298,30 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def config_changes(saved: str | Path, cfg: Any, ignore: tuple[str, ...] = ()) -> list[str]:
     """How `cfg` differs from the config saved at `saved`, as 'key: old -> new' lines (dotted keys;
-    keys under an `ignore` prefix skipped). Lets a stage refuse to reuse outputs made otherwise."""
+    keys under an `ignore` prefix skipped). Lets a stage refuse to reuse outputs made otherwise.
+
+    A key the saved config lacks is no change when `cfg` holds its default: the option was added
+    after that run, and a new option's default keeps the behaviour from before it (so finished runs
+    stay finished across an upgrade, while setting the new option still counts)."""
     old = yaml.safe_load(Path(saved).read_text()) or {}
-    return dict_changes(old, to_dict(cfg), ignore)
+    return dict_changes(old, to_dict(cfg), ignore, defaults=to_dict(type(cfg)()))
 
 
-def dict_changes(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
-    """`config_changes` between two plain mappings (e.g. a config stored inside a JSON record)."""
+def dict_changes(
+    old: dict, new: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None
+) -> list[str]:
+    """`config_changes` between two plain mappings (e.g. a config stored inside a JSON record); with
+    `defaults`, a key absent from `old` whose new value is its default is not a change."""
     old = _flatten(yaml.safe_load(yaml.safe_dump(old, sort_keys=False)) or {})
     new = _flatten(yaml.safe_load(yaml.safe_dump(new, sort_keys=False)) or {})
+    default = _flatten(yaml.safe_load(yaml.safe_dump(defaults or {}, sort_keys=False)) or {})
     keys = [
         k for k in dict.fromkeys([*old, *new]) if not any(k == i or k.startswith(i + ".") for i in ignore)
     ]
     return [
-        f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in keys if old.get(k) != new.get(k)
+        f"{k}: {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}"
+        for k in keys
+        if old.get(k) != new.get(k) and not (k not in old and k in default and new.get(k) == default[k])
     ]
 
 

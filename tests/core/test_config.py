@@ -72,6 +72,17 @@ def test_config_changes_lists_dotted_differences_and_skips_ignored_keys(tmp_path
     assert config_changes(path, now, ignore=("out", "train")) == []  # a prefix skips a whole section
 
 
+def test_an_option_added_after_a_run_is_no_change_at_its_default(tmp_path):
+    """A run saved before `train.lr` existed behaved as its default does: reusing it with the default
+    is allowed, asking for another value is a change (and a key that disappeared still is one)."""
+    saved = tmp_path / "saved.yaml"
+    saved.write_text("out: runs/x\nname: a\nseed: null\ntrain:\n  epochs: 1\n  views: [rear]\n")
+    assert config_changes(saved, load_config(Cfg, None)) == []
+    assert config_changes(saved, load_config(Cfg, None, ["train.lr=0.5"])) == ["train.lr: (absent) -> 0.5"]
+    saved.write_text(saved.read_text() + "  momentum: 0.9\n")
+    assert config_changes(saved, load_config(Cfg, None)) == ["train.momentum: 0.9 -> (absent)"]
+
+
 @dataclass
 class Limited:
     batch_size: int = 2
