@@ -51,8 +51,10 @@ def weights(output: Path) -> dict[str, torch.Tensor]:
 
 
 def comparable_metrics(output: Path) -> pd.DataFrame:
-    """metrics.csv without the timing column (clips/s differs between any two runs)."""
-    return pd.read_csv(output / "metrics.csv").drop(columns=["clips_per_s", "data_wait"])  # timings
+    """metrics.csv without the timing columns (they differ between any two runs)."""
+    from ndar.finetune.engine import EPOCH_TIMINGS
+
+    return pd.read_csv(output / "metrics.csv").drop(columns=list(EPOCH_TIMINGS))
 
 
 class WriteMarker:

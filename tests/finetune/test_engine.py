@@ -215,6 +215,9 @@ def test_a_slow_loader_start_is_told_apart_from_a_slow_loader():
     assert 1.0 <= stats["first_batch_s"] < 1.5, stats
     assert stats["data_wait"] > 0.5, stats
     assert stats["data_wait_steady"] < 0.1, stats
+    from ndar.finetune.engine import EPOCH_TIMINGS
+
+    assert set(stats) == {"loss", "lr", *EPOCH_TIMINGS}  # what the resume tests leave out as timings
 
 
 @pytest.mark.slow

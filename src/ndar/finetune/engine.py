@@ -44,6 +44,8 @@ DONE_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 BEST_FILE = "best.json"
+# the train_epoch columns of metrics.csv that measure time, not training (they differ between runs)
+EPOCH_TIMINGS = ("clips_per_s", "data_wait", "first_batch_s", "data_wait_steady")
 
 
 def is_finished(output: Path) -> bool:
