@@ -12,8 +12,9 @@ augmentation on) from that cache with `--workers` loader processes. The engine i
 and `data_wait`, the fraction of the epoch blocked on the loader (`metrics.csv`, `train_epoch` rows),
 with `first_batch_s` (the loader workers' start, paid each epoch) and `data_wait_steady` (after it):
 these sessions give short epochs, where the start weighs far more than in a real one.
-Two epochs are run: the first includes the loader workers' start and the model's first steps, so the
-second is the steady figure. Writes OUT/cachefeed.json.
+Two epochs are run: the first also includes the model's first steps (allocations, cuBLAS set-up);
+the workers start afresh in both, so `data_wait_steady` of the second is the steady figure. Writes
+OUT/cachefeed.json.
 """
 
 from __future__ import annotations

@@ -244,9 +244,10 @@ def train_rows(
 ) -> list[dict]:
     """Each case in its own process: a clean process group, allocator and peak-memory counter.
     With `deadline_s` (a short device lease), cases past it are skipped and a running one is stopped."""
+    for case in cases:
+        parse_train_case(case)  # a typo in any case fails here, before GPU time is spent on the others
     rows, start = [], time.perf_counter()
     for case in cases:
-        parse_train_case(case)  # a typo fails here, before any GPU time is spent on it
         left = deadline_s - (time.perf_counter() - start) if deadline_s else None
         if left is not None and left < 20:
             rows.append({"case": case, "skipped": f"deadline of {deadline_s:.0f} s reached"})
