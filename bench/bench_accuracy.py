@@ -13,6 +13,8 @@ python -m bench.bench_accuracy --prefix mamba_s --data-prefix acc_s tracks=[vide
 python -m bench.bench_accuracy --ensemble-only with_mamba --add-run mamba_s
                                                      # an extra track run on the same data, then the
                                                      # ensemble with its heads and feature sets added
+python -m bench.bench_accuracy --ensemble-only two --only-sources tim_a actionformer_a "feature_sets=[a/rear]"
+                                                     # the ensemble of a subset of the sources
 
 Why: one synthetic dataset with four A2 sessions is too small to choose settings on; a setting is
 chosen on the MEAN A1 out-of-fold mOS over the seeds and A2 is read after (bench/results/accuracy.md).
@@ -91,7 +93,30 @@ def run_ensemble_variant(args, seed: int) -> None:
         config = add_run_sources(
             config, out, run_dir(args.add_run, seed), ensemble_dir(args.add_run, seed, BASE)
         )
+    if args.only_sources:
+        config = keep_sources(config, out, args.only_sources)
     run_ensemble(args.prefix, seed, config, out, args.ensemble_only, args.overrides)
+
+
+def only_sources(sources: list[dict], names: list[str], config: Path) -> list[dict]:
+    """The sources named in `names`; every name must be a source of `config`."""
+    missing = set(names) - {s["name"] for s in sources}
+    if missing:
+        raise SystemExit(f"--only-sources: {sorted(missing)} are not sources of {config}")
+    return [s for s in sources if s["name"] in names]
+
+
+def keep_sources(config: Path, out: Path, names: list[str]) -> Path:
+    """The ensemble config `config` with only the head sources `names`, written beside the variant's
+    outputs (e.g. the heads of two tracks out of three, with `feature_sets=[...]` as an override)."""
+    import yaml
+
+    cfg = yaml.safe_load(config.read_text())
+    cfg["sources"] = only_sources(cfg["sources"], names, config)
+    path = out.parent / f"{out.name}.config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
 
 
 def run_ensemble(
@@ -176,10 +201,7 @@ def run_heads_variant(args, seed: int) -> None:
     if features:  # the feature-set sources are rebuilt from these features too
         cfg["features_root"] = features[-1]
     if args.only_sources:  # the variant keeps just these heads (e.g. one head over every track)
-        missing = set(args.only_sources) - {s["name"] for s in cfg["sources"]}
-        if missing:
-            raise SystemExit(f"--only-sources: {sorted(missing)} are not sources of {config}")
-        cfg["sources"] = [s for s in cfg["sources"] if s["name"] in args.only_sources]
+        cfg["sources"] = only_sources(cfg["sources"], args.only_sources, config)
     jobs = []
     for source in cfg["sources"]:
         head_config = run / "configs" / f"heads_{source['name']}.yaml"
@@ -348,7 +370,7 @@ def main() -> None:
         "--only-sources",
         nargs="+",
         metavar="NAME",
-        help="with --heads-only: the variant's ensemble keeps only these head sources",
+        help="with --heads-only or --ensemble-only: the variant's ensemble keeps only these head sources",
     )
     parser.add_argument("--config", default="configs/main/synthetic.yaml")
     parser.add_argument("--drivers", type=int, default=8)
