@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tune ViT-L/16 (InternVideo UnlabeledHybrid, Kinetics-700) on the rear and the dashboard view (config: configs/finetune/hybrid_vitl.yaml).
+# Fine-tune ViT-L/16 (InternVideo UnlabeledHybrid, Kinetics-700) on each view, rear, dashboard and right (config: configs/finetune/hybrid_vitl.yaml).
 # usage: shell/Track3_finetune_hybrid_vitl.sh [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]   (or the same names as env vars)
 # Checks the data root, the checkpoint and the output folders before torchrun starts (--help: this text).
 set -euo pipefail

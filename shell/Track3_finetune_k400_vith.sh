@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tune ViT-H/16 (VideoMAE, Kinetics-400) on the rear and the dashboard view (config: configs/finetune/k400_vith.yaml).
+# Fine-tune ViT-H/16 (VideoMAE, Kinetics-400) on each view, rear, dashboard and right (config: configs/finetune/k400_vith.yaml).
 # usage: shell/Track3_finetune_k400_vith.sh [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]   (or the same names as env vars)
 # Checks the data root, the checkpoint and the output folders before torchrun starts (--help: this text).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tune VideoMamba-M/16 (masked pre-training + Kinetics-400, 32 frames) on the rear and the dashboard view (config: configs/finetune/videomamba_m.yaml).
+# Fine-tune VideoMamba-M/16 (masked pre-training + Kinetics-400, 32 frames) on each view, rear, dashboard and right (config: configs/finetune/videomamba_m.yaml).
 # usage: shell/Track3_finetune_videomamba_m.sh [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]   (or the same names as env vars)
 # Checks the data root, the checkpoint and the output folders before torchrun starts (--help: this text).
 set -euo pipefail

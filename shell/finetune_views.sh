@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Shared by the three Track3_finetune_*.sh scripts: fine-tune one track on the rear and the
-# dashboard view with torchrun + `python -m ndar finetune`. Hyperparameters live in the config.
+# Shared by the three Track3_finetune_*.sh scripts: fine-tune one track on each view (rear,
+# dashboard, right) with torchrun + `python -m ndar finetune`. Hyperparameters live in the config.
 # usage: shell/finetune_views.sh TRACK CONFIG DEFAULT_PRETRAINED [DATA_ROOT] [PRETRAINED] [OUT_DIR] [NUM_GPUS] [FOLD]
-#   (the last five also as env vars; FOLD: all (= -1, train on every A1 driver) or a held-out fold)
+#   (the last five also as env vars; FOLD: all (= -1, train on every A1 driver) or a held-out fold;
+#   VIEWS="rear dashboard" skips the right-side window, which the measured recipe includes: docs/finetune.md)
 # The data root, the checkpoint and the output folders are checked before torchrun starts; a view
 # that fails leaves no output folder behind unless it holds checkpoints to resume from.
 set -euo pipefail
@@ -16,12 +17,15 @@ OUT_DIR=${3:-${OUT_DIR:-weights/finetuned}}
 NUM_GPUS=${4:-${NUM_GPUS:-1}}
 FOLD=${5:-${FOLD:-all}}
 PY=${PYTHON:-python}
+VIEWS=${VIEWS-rear dashboard right}
+[ -n "${VIEWS// /}" ] || { echo "VIEWS: empty; expected one or more of: rear dashboard right" >&2; exit 2; }
 case "$FOLD" in all) FOLD=-1 ;; esac
 # folder names come from ndar.layout, the one place they are spelled
 model_dir() { "$PY" -m ndar layout finetune-dir --root "$OUT_DIR" --track "$TRACK" --view "$1" --fold "$FOLD"; }
-"$PY" -m ndar.utils.preflight finetune --data-root "$DATA_ROOT" --pretrained "$PRETRAINED" \
-  --out "$(model_dir rear)" --out "$(model_dir dashboard)"
-for VIEW in rear dashboard; do
+OUTS=()
+for VIEW in $VIEWS; do OUTS+=(--out "$(model_dir "$VIEW")"); done
+"$PY" -m ndar.utils.preflight finetune --data-root "$DATA_ROOT" --pretrained "$PRETRAINED" "${OUTS[@]}"
+for VIEW in $VIEWS; do
   OUT=$(model_dir "$VIEW")
   "$PY" -m torch.distributed.run ${TORCHRUN_ARGS:---standalone} --nproc_per_node "$NUM_GPUS" \
     -m ndar finetune --config "$CONFIG" data.root="$DATA_ROOT" model.pretrained="$PRETRAINED" \

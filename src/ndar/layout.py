@@ -20,6 +20,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from ndar.taxonomy import VIEWS
+
 RUNS_DIR = Path("runs")
 SUBMISSIONS_DIR = Path("submissions")
 
@@ -133,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     ft = sub.add_parser("finetune-dir", help="a fine-tuned model's folder: <root>/<track>_<view>[_fold<k>]")
     ft.add_argument("--track", required=True)
-    ft.add_argument("--view", required=True)
+    ft.add_argument("--view", required=True, choices=VIEWS, help="a camera view: " + ", ".join(VIEWS))
     ft.add_argument("--fold", type=int, default=-1, help="held-out fold; -1: trained on all of A1")
     ft.add_argument(
         "--root", type=Path, default=None, help="folder of the models (default: runs/<name>/finetune)"

@@ -57,7 +57,7 @@ def test_every_script_prints_its_usage_on_help(script, tmp_path):
 
 
 @pytest.mark.parametrize("track", ["k400_vith", "hybrid_vitl", "ego_vitl"])
-def test_track_script_runs_rear_then_dashboard(track, tmp_path):
+def test_track_script_runs_rear_then_dashboard_then_right(track, tmp_path):
     root = data_root(tmp_path)
     args = [
         f"shell/Track3_finetune_{track}.sh",
@@ -70,12 +70,27 @@ def test_track_script_runs_rear_then_dashboard(track, tmp_path):
     done = run(args, fake_python(tmp_path))
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
-    assert len(out) == 2
-    for line, view in zip(out, ["rear", "dashboard"]):
+    assert len(out) == 3
+    for line, view in zip(out, ["rear", "dashboard", "right"]):
         assert "--nproc_per_node 2" in line and f"--config configs/finetune/{track}.yaml" in line
         assert f"data.view={view}" in line and f"data.root={root}" in line
         assert f"model.pretrained={tmp_path / 'p.pth'}" in line
         assert f"output={tmp_path / 'o'}/{track}_{view}_fold1" in line and "data.fold=1" in line
+
+
+def test_views_env_chooses_the_views_and_a_wrong_one_stops_before_torchrun(tmp_path):
+    root = data_root(tmp_path)
+    args = ["shell/Track3_finetune_k400_vith.sh", str(root), str(tmp_path / "p.pth"), str(tmp_path / "o")]
+    done = run(args, {**fake_python(tmp_path), "VIEWS": "rear dashboard"})
+    assert done.returncode == 0, done.stderr
+    assert [line.split("data.view=")[1].split()[0] for line in done.stdout.splitlines()] == [
+        "rear",
+        "dashboard",
+    ]
+    for views, phrase in (("", "VIEWS: empty"), ("rear backseat", "backseat")):
+        done = run(args, {**fake_python(tmp_path), "VIEWS": views})
+        assert done.returncode != 0 and not done.stdout, (views, done.stdout)  # torchrun never started
+        assert phrase in done.stderr, done.stderr
 
 
 def test_wrong_data_root_or_checkpoint_stops_before_torchrun(tmp_path):
