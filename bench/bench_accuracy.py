@@ -384,6 +384,10 @@ def main() -> None:
         "overrides", nargs="*", help="key=value overrides of the main job (or of the ensemble)"
     )
     args = parser.parse_args()
+    for option in ("heads", "only_sources"):  # nargs="+" also takes the key=value overrides after it
+        swallowed = [item for item in getattr(args, option) or [] if "=" in item]
+        if swallowed:
+            parser.error(f"--{option.replace('_', '-')} got {swallowed}: put key=value overrides before it")
     if not args.report_only:
         for seed in args.seeds:
             if args.heads_only:
