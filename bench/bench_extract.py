@@ -6,8 +6,11 @@ bench/out/extract/):
      decode-only time, model-only time on pre-decoded clips, and the seed's random-access cost per
      window measured on a contiguous run of windows (extrapolated to the whole video);
   2. base backbone on a short clip (CPU is slow: per-window costs measured on few windows);
-  3. peak RSS of the streaming run on a 1-minute and a 10-minute video (separate processes).
-Usage: python -m bench.bench_extract [--long-seconds 600] [--skip-long]
+  3. peak RSS of the streaming run on a 1-minute and a 10-minute video (separate processes);
+  4. `--convert-only`: YUV -> RGB at a decode size, `VideoFrame.reformat` (a new swscale context per
+     call) against `ndar.video.reader.RgbConverter` (one kept per size), on the same frames of the
+     1080p video and of a 160 x 120 video (the synthetic job's geometry), side by side.
+Usage: python -m bench.bench_extract [--long-seconds 600] [--skip-long] [--convert-only]
 """
 
 from __future__ import annotations
@@ -229,6 +232,50 @@ def bench_backbone(video: Path, kind: str, strides: list[int], ra_windows: int, 
     return result
 
 
+def convert_per_frame_ms(video: Path, sizes: list[tuple[int, int]], frames: int = 120) -> dict:
+    """Milliseconds per frame to convert to each (H, W): reformat per call vs kept contexts (same pixels)."""
+    from ndar.video.reader import RgbConverter
+
+    with av.open(str(video)) as container:
+        decoded = [f for _, f in zip(range(frames), container.decode(video=0))]
+    out = {"video": f"{decoded[0].width}x{decoded[0].height}", "frames": len(decoded)}
+    for height, width in sizes:
+        start = time.perf_counter()
+        fresh = [
+            f.reformat(format="rgb24", width=width, height=height, interpolation="BILINEAR").to_ndarray()
+            for f in decoded
+        ]
+        per_call = (time.perf_counter() - start) / len(decoded)
+        convert = RgbConverter()
+        start = time.perf_counter()
+        kept = [convert(f, (height, width)) for f in decoded]
+        reuse = (time.perf_counter() - start) / len(decoded)
+        same = all(np.array_equal(a, b) for a, b in zip(fresh, kept))
+        out[f"{height}x{width}"] = {"reformat_ms": 1e3 * per_call, "kept_ms": 1e3 * reuse,
+                                    "speedup": per_call / reuse, "same_pixels": same}  # fmt: skip
+    return out
+
+
+def small_video(path: Path, seconds: float = 10, fps: int = 10) -> Path:
+    """A 160 x 120 H.264 video (the synthetic job's geometry)."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for _ in range(int(seconds * fps)):
+            image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.rename(path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
@@ -242,6 +289,7 @@ def main() -> None:
         "--tiny-only", action="store_true", help="only the tiny backbone and decode-path runs"
     )
     parser.add_argument("--decode-path-only", action="store_true", help="only the no-model decode comparison")
+    parser.add_argument("--convert-only", action="store_true", help="only reformat per call vs kept contexts")
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
@@ -250,6 +298,14 @@ def main() -> None:
     report: dict = {"machine": f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}"}
     report["load_avg_start"] = os.getloadavg()
     short = make_video(OUT / f"video_{int(args.short_seconds)}s.mp4", args.short_seconds)
+    if args.convert_only:  # 1080p to the real decode sizes; 160 x 120 to the synthetic tiny ones
+        report["convert_1080p"] = convert_per_frame_ms(short, [(224, 398), (256, 455)])
+        report["convert_160x120"] = convert_per_frame_ms(
+            small_video(OUT / "video_160x120.mp4"), [(28, 38), (42, 56)]
+        )
+        write_json(OUT / "convert.json", report)
+        print(json.dumps(report, indent=2))
+        return
     if args.rss_only:
         report["rss_short"] = peak_rss(short)
         report["rss_long"] = peak_rss(

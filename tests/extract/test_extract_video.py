@@ -43,6 +43,40 @@ def test_threaded_conversion_gives_the_same_frames_in_the_same_order(clip: Path)
             np.testing.assert_array_equal(got, want)
 
 
+def test_kept_swscale_contexts_give_reformats_pixels_for_every_size_and_thread(clip: Path) -> None:
+    """RgbConverter keeps one swscale context per (thread, size, interpolation) instead of building
+    one per call as VideoFrame.reformat does: the pixels must be reformat's, size after size."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+
+    from ndar.video.reader import RgbConverter
+
+    with av.open(str(clip)) as container:
+        frames = list(container.decode(video=0))
+    convert = RgbConverter()
+    jobs = [
+        (f, size, interp)
+        for f in frames
+        for size in [(16, 24), (9, 31), (16, 24)]
+        for interp in ("BILINEAR", "AREA")
+    ]
+
+    def expected(job):
+        frame, (height, width), interp = job
+        return frame.reformat(format="rgb24", width=width, height=height, interpolation=interp).to_ndarray()
+
+    inline = [convert(*job) for job in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        threaded = list(pool.map(lambda job: convert(*job), jobs))
+    for job, got, got_threaded in zip(jobs, inline, threaded, strict=True):
+        want = expected(job)
+        assert got.shape == (*job[1], 3)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_threaded, want)
+    assert len(convert._local.reformatters) == 4  # this thread: 2 sizes x 2 interpolations, kept
+
+
 def test_threaded_conversion_stops_cleanly_when_the_consumer_stops_early(clip: Path) -> None:
     frames = iter_frames(clip, sizes=[(16, 24)], convert_threads=2)
     first = [next(frames) for _ in range(5)]

@@ -7,6 +7,7 @@ resizing it afterwards, and the frames kept in memory are then small.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ndar.video.probe import VideoError
 
@@ -32,13 +34,35 @@ class DecodedFrame:
         return self.images[0]
 
 
-def _to_rgb(frame: av.VideoFrame, size: Size, interpolation: str) -> np.ndarray:
-    if size is None:
-        return frame.to_ndarray(format="rgb24")
-    height, width = size
-    return frame.reformat(
-        format="rgb24", width=width, height=height, interpolation=interpolation
-    ).to_ndarray()
+class RgbConverter:
+    """A frame as (H, W, 3) uint8 RGB at a size, swscale straight from YUV, through one swscale
+    context per (thread, size, interpolation).
+
+    Why not `VideoFrame.reformat`: it builds a fresh swscale context on every call, which costs more
+    than converting a small frame (0.47-0.59 ms against 0.06-0.10 ms per 160x120 frame at the
+    synthetic job's sizes, the same pixels; bench/RESULTS.md, Extraction). A context is not
+    thread-safe, hence one per thread.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, frame: av.VideoFrame, size: Size, interpolation: str = "BILINEAR") -> np.ndarray:
+        if size is None:
+            return frame.to_ndarray(format="rgb24")
+        reformatters = self._local.__dict__.setdefault("reformatters", {})
+        key = (size, interpolation)
+        if key not in reformatters:
+            reformatters[key] = VideoReformatter()
+        height, width = size
+        return (
+            reformatters[key]
+            .reformat(frame, format="rgb24", width=width, height=height, interpolation=interpolation)
+            .to_ndarray()
+        )
+
+
+_TO_RGB = RgbConverter()  # thread-local contexts: safe to share across threads
 
 
 def iter_frames(
@@ -79,14 +103,14 @@ def iter_frames(
 
 def _convert(path: Path, index: int, frame: av.VideoFrame, sizes: Sequence[Size], interpolation: str) -> list:
     try:
-        return [_to_rgb(frame, size, interpolation) for size in sizes]
+        return [_TO_RGB(frame, size, interpolation) for size in sizes]
     except av.error.FFmpegError as err:
         raise VideoError(f"{path}: converting frame {index} failed: {err}") from err
 
 
 def frame_to_rgb(frame: av.VideoFrame, size: Size, interpolation: str = "BILINEAR") -> np.ndarray:
     """One decoded frame as (H, W, 3) uint8 RGB at `size` (swscale from YUV), as `iter_frames` does."""
-    return _to_rgb(frame, size, interpolation)
+    return _TO_RGB(frame, size, interpolation)
 
 
 def decode_frames(path: Path, threads: int = 0) -> Iterator[tuple[int, float, av.VideoFrame]]:
