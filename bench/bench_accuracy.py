@@ -5,7 +5,7 @@ python -m bench.bench_accuracy --report-only         # re-collect the tables fro
 python -m bench.bench_accuracy --ensemble-only TAG [key=value ...]
                                                      # re-run only the ensemble stage on the finished
                                                      # runs with changed settings, as variant TAG
-python -m bench.bench_accuracy --heads-only TAG [--heads tim] [key=value ...]
+python -m bench.bench_accuracy --heads-only TAG [key=value ...] [--heads tim]
                                                      # re-train the heads with changed settings (the
                                                      # fine-tunes and features are kept), then the
                                                      # ensemble on them, as variant TAG

@@ -432,6 +432,7 @@ def test_main_job_with_the_fourth_track_plans_eight_feature_sets(tmp_path, monke
         f"submissions_dir={tmp_path / 'subs'}",
         "jobs=1",
         "tracks=[k400_vith, hybrid_vitl, ego_vitl, videomamba_m]",
+        "views=[rear, dashboard]",
     ]
     plan = build_plan(load_config(MainConfig, main, overrides))
     names = plan.names

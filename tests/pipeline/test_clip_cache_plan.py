@@ -9,7 +9,8 @@ from test_pipeline import plan_stages
 
 
 def test_clip_cache_stages_come_first_and_fine_tunes_name_the_cache(tmp_path, monkeypatch):
-    overrides = ["tracks=[k400_vith, ego_vitl]", "finetune_folds=2", "heads_inputs=probs", "clip_cache=true"]
+    overrides = ["tracks=[k400_vith, ego_vitl]", "views=[rear, dashboard]", "finetune_folds=2"]
+    overrides += ["heads_inputs=probs", "clip_cache=true"]
     cfg, calls = plan_stages(tmp_path, monkeypatch, overrides)
     names = [s.name for s in calls]
     caches = [n for n in names if n.startswith("cache-clips")]

@@ -58,8 +58,8 @@ def test_every_planned_path_is_under_the_run_or_its_submission(tmp_path, monkeyp
                 or path.is_relative_to(layout.submission_dir)
                 or (path.is_relative_to(tmp_path / "data"))
             ), (stage.name, path)
-    assert plan.stage("finetune ego_vitl/dashboard fold1").outputs == [
-        layout.finetune("ego_vitl", "dashboard", 1) / "model.safetensors"
+    assert plan.stage("finetune hybrid_vitl/right fold1").outputs == [
+        layout.finetune("hybrid_vitl", "right", 1) / "model.safetensors"
     ]
 
 

@@ -56,7 +56,7 @@ def test_heads_and_ensemble_run_through_the_notebooks_with_complete_configs(tmp_
     assert tim[tim.index("--executed") + 1] == str(notebooks / "10_tim_k400_vith.ipynb")
     config = Path(tim[tim.index("config_path") + 1])
     # the per-head overrides are in the config itself, so the notebook (or a user) re-runs it as is
-    assert yaml.safe_load(config.read_text())["tim"]["epochs"] == 14
+    assert yaml.safe_load(config.read_text())["tim"]["epochs"] == 20
     ensemble = by_name["ensemble"]
     assert ensemble[2].endswith("30_ensemble.ipynb") and "--executed" in ensemble
 
