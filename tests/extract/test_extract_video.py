@@ -77,6 +77,25 @@ def test_kept_swscale_contexts_give_reformats_pixels_for_every_size_and_thread(c
     assert len(convert._local.reformatters) == 4  # this thread: 2 sizes x 2 interpolations, kept
 
 
+def test_kept_contexts_follow_videos_of_another_size(clip: Path, tmp_path: Path) -> None:
+    """One converter serves every video of a process: a source of another size between two frames
+    of the first still gives reformat's pixels (the kept context is rebuilt when its input changes)."""
+    import av
+
+    from ndar.video.reader import RgbConverter
+
+    other = make_video(tmp_path / "other.mp4", 4, fps=30, width=WIDTH // 2 + 8, height=HEIGHT // 2 + 6)
+    frames = []
+    for path in (clip, other, clip):
+        with av.open(str(path)) as container:
+            frames.append(next(iter(container.decode(video=0))))
+    assert frames[1].width != frames[0].width
+    convert = RgbConverter()
+    for frame in frames:
+        want = frame.reformat(format="rgb24", width=24, height=16, interpolation="BILINEAR").to_ndarray()
+        np.testing.assert_array_equal(convert(frame, (16, 24)), want)
+
+
 def test_threaded_conversion_stops_cleanly_when_the_consumer_stops_early(clip: Path) -> None:
     frames = iter_frames(clip, sizes=[(16, 24)], convert_threads=2)
     first = [next(frames) for _ in range(5)]
