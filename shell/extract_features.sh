@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The six feature sets (3 fine-tuned backbones x rear/dashboard), each video decoded once.
+# The feature sets (fine-tuned backbones x views; nine with configs/extract/aicity.yaml), each video decoded once.
 # usage: shell/extract_features.sh [CONFIG] [key=value ...]
 #   NPROC=8 shell/extract_features.sh configs/extract/aicity.yaml   # one process per GPU (torchrun)
 # The config, its data root and model folders and the output folder are checked before starting.
