@@ -32,16 +32,17 @@ from bench.common import machine, self_command, write_json
 TRACK_CONFIG = "configs/finetune/hybrid_vitl.yaml"
 
 
-def render(out: Path, smoke: bool) -> dict:
-    """Short rear-view sessions at the real geometry (about 1 minute each; 30 s for --smoke). On a GPU
-    host 6 A1 drivers (12 videos) and the A2 one render side by side on 14 processes in the time of
-    one video: a first run with 2 drivers gave 8-step epochs, too short to show the loader's steady
-    state."""
+def render(out: Path, smoke: bool, time_scale: float) -> dict:
+    """Short rear-view sessions at the real geometry (`time_scale` x 8 minutes each). On a GPU host
+    6 A1 drivers (12 videos) and the A2 one render side by side on 14 processes in the time of one
+    video (about 1.5 s of one core per second of 1080p video): a first run with 2 drivers gave 8-step
+    epochs, too short to show the loader's steady state. Shorter sessions with more background clips
+    per video (`--set data.background_per_video=N`) give the same epoch for less render time."""
     from ndar.synth import SynthConfig, generate
 
     cfg = SynthConfig(
         out=out, drivers=2 if smoke else 6, test_drivers=1, width=1920, height=1080, fps=30.0, views=["rear"],
-        time_scale=0.06 if smoke else 0.12, min_activity_s=1, min_gap_s=1, workers=2 if smoke else 14,
+        time_scale=time_scale, min_activity_s=1, min_gap_s=1, workers=2 if smoke else 14,
     )  # fmt: skip
     start = time.perf_counter()
     generate(cfg)
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per epoch (two epochs)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=14, help="DataLoader processes (a 16-core host: 14)")
+    parser.add_argument(
+        "--time-scale", type=float, default=0.12, help="session length / 8 minutes (0.12: about 1 minute)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny model on the CPU (checks the path)")
     parser.add_argument(
         "--set", nargs="*", default=[], help="more fine-tuning overrides (train.compile=true)"
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.batch, args.workers = min(args.steps, 4), min(args.batch, 2), min(args.workers, 1)
+        args.time_scale = min(args.time_scale, 0.06)
 
     from ndar.config import load_config
     from ndar.finetune.config import FinetuneConfig
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "args": vars(args) | {"out": str(args.out)},
     }
-    result |= render(data, args.smoke)
+    result |= render(data, args.smoke, args.time_scale)
     ft_cfg = load_config(FinetuneConfig, TRACK_CONFIG, finetune_overrides(data, cache, output, args))
     result |= build_cache(ft_cfg, args.workers)
     start = time.perf_counter()
