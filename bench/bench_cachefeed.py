@@ -1,6 +1,8 @@
 """Fine-tuning fed from the clip cache at the real geometry: clips/s and the time spent waiting for data.
 
     python -m bench.bench_cachefeed --out OUT                        # a GPU host: ViT-L, bf16, ZeRO-1
+    python -m bench.bench_cachefeed --out OUT --time-scale 0.04 --set data.background_per_video=16 \
+        train.epochs=4 train.save_every=4                            # what a 15-min lease measured
     python -m bench.bench_cachefeed --out OUT --smoke                # any CPU: the same path, tiny
 
 Why: the real A1 is 8-minute 1080p files; the clip cache is what should keep a GPU busy (#13's goal:
@@ -12,8 +14,9 @@ augmentation on) from that cache with `--workers` loader processes. The engine i
 and `data_wait`, the fraction of the epoch blocked on the loader (`metrics.csv`, `train_epoch` rows),
 with `first_batch_s` (the loader workers' start, paid each epoch) and `data_wait_steady` (after it):
 these sessions give short epochs, where the start weighs far more than in a real one.
-Two epochs are run: the first also includes the model's first steps (allocations, cuBLAS set-up);
-the workers start afresh in both, so `data_wait_steady` of the second is the steady figure. Writes
+Two epochs are run by default: the first also includes the model's first steps (allocations, cuBLAS
+set-up, and the compile the track's config turns on: about 2 minutes); the workers start afresh in
+each, so `data_wait_steady` of the later ones is the steady figure. Writes
 OUT/cachefeed.json.
 """
 
