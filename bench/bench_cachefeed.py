@@ -12,11 +12,11 @@ clips` builds the track's cache (16 frames at rate 4, 224 px, the `aicity` crop 
 fine-tuning engine trains a randomly initialised ViT-L (the hybrid_vitl track's config, every
 augmentation on) from that cache with `--workers` loader processes. The engine itself reports clips/s
 and `data_wait`, the fraction of the epoch blocked on the loader (`metrics.csv`, `train_epoch` rows),
-with `first_batch_s` (the loader workers' start, paid each epoch) and `data_wait_steady` (after it):
-these sessions give short epochs, where the start weighs far more than in a real one.
-Two epochs are run by default: the first also includes the model's first steps (allocations, cuBLAS
-set-up, and the compile the track's config turns on: about 2 minutes); the workers start afresh in
-each, so `data_wait_steady` of the later ones is the steady figure. Writes
+with `first_batch_s` (the wait for the epoch's first batch: the workers' start in the first epoch,
+they persist after it) and `data_wait_steady` (after it): these sessions give short epochs, where
+the first batch weighs far more than in a real one. Two epochs are run by default: the first also
+includes the model's first steps (allocations, cuBLAS set-up, and the compile the track's config
+turns on: about 2 minutes), so `data_wait_steady` of the later ones is the steady figure. Writes
 OUT/cachefeed.json.
 """
 

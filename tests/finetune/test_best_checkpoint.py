@@ -26,7 +26,7 @@ def run_all_tags(shrink, synth_root, driver_clips, tmp_path_factory) -> Path:
         f"data.clips={driver_clips}", "train.epochs=3", "train.max_steps_per_epoch=3",
         "train.save_every=1", "train.keep_checkpoints=0", "optim.lr=0.01", "optim.warmup_epochs=0",
         "eval.every=1",
-        "data.resize=squash",  # the geometry this seed's trajectory (peak at epoch 2) was found with
+        "data.resize=squash", "train.seed=4",  # a trajectory that peaks at epoch 2 (found by trying seeds)
     ]  # fmt: skip
     return run(load_config(FinetuneConfig, TINY, overrides))
 

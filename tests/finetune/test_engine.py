@@ -118,6 +118,71 @@ def test_resume_with_other_settings_is_refused(shrink, finished_run, synth_root,
     assert (finished_run / "config.yaml").read_text() == config  # still describes the checkpoint
 
 
+def _train_batches(shrink, root: Path, workers: int, epoch: int, tmp: Path) -> list[torch.Tensor]:
+    """The clips of the first three batches of `epoch` through the engine's own training loader."""
+    from ndar.finetune.data import build_datasets, finetune_spec
+    from ndar.finetune.distributed import DistInfo
+    from ndar.finetune.engine import train_loader
+
+    cfg = load_config(FinetuneConfig, TINY, shrink(root, tmp) + [f"data.num_workers={workers}"])
+    train, _, _ = build_datasets(cfg, finetune_spec(cfg))
+    loader = train_loader(train, cfg, DistInfo(rank=0, world_size=1, local_rank=0))
+    assert loader.persistent_workers == (workers > 0)  # kept across epochs: no restart per epoch
+    loader.sampler.set_epoch(epoch)
+    batches = []
+    for x, _ in loader:
+        batches.append(x)
+        if len(batches) == 3:
+            break
+    return batches
+
+
+def test_a_clip_is_augmented_by_its_key_not_by_the_worker_that_builds_it(shrink, synth_root, tmp_path):
+    """The same epoch gives the same augmented clips from the main process and from two workers;
+    the next epoch draws others. Why: persistent workers and exact resumption need augmentation
+    that depends on (seed, epoch, clip) only."""
+    inline = _train_batches(shrink, synth_root, 0, 0, tmp_path / "a")
+    workers = _train_batches(shrink, synth_root, 2, 0, tmp_path / "b")
+    assert all(torch.equal(a, b) for a, b in zip(inline, workers, strict=True))
+    later = _train_batches(shrink, synth_root, 0, 1, tmp_path / "c")
+    assert not any(torch.equal(a, b) for a, b in zip(inline, later, strict=True))
+
+
+def test_a_keyed_clip_leaves_the_process_random_streams_as_they_were(shrink, synth_root, tmp_path):
+    import random
+
+    import numpy as np
+
+    from ndar.finetune.data import build_datasets, finetune_spec
+
+    cfg = load_config(FinetuneConfig, TINY, shrink(synth_root, tmp_path))
+    train, _, _ = build_datasets(cfg, finetune_spec(cfg))
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    first, _ = train[(3, 7, 1)]
+    again, _ = train[(3, 7, 1)]
+    assert torch.equal(first, again)  # the key alone decides the draws
+    assert not torch.equal(first, train[(3, 7, 2)][0])
+    assert random.getstate() == before[0]
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+
+
+@pytest.mark.slow
+def test_any_number_of_workers_trains_the_same_weights(
+    shrink, finished_run, synth_root, driver_clips, tmp_path
+):
+    """With two loader workers the run reproduces the in-process run bit for bit, which is why
+    `data.num_workers` may change between a run and its resumption (a host with other cores)."""
+    from safetensors.torch import load_file
+
+    out = _run(shrink, synth_root, driver_clips, tmp_path / "workers", "data.num_workers=2")
+    want, got = load_file(str(finished_run / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    stamp = (finished_run / "metrics.json").stat().st_mtime_ns
+    _run(shrink, synth_root, driver_clips, finished_run, "data.num_workers=2")  # finished: reused as it is
+    assert (finished_run / "metrics.json").stat().st_mtime_ns == stamp
+
+
 @pytest.mark.slow
 def test_bf16_zero1_run_exports_the_fp32_master_weights(shrink, synth_root, driver_clips, tmp_path):
     """With ZeRO-1 in bf16 the module holds bf16 copies; the export must be the fp32 master."""
@@ -172,7 +237,10 @@ class _SleepyLoader:
     """`batches` batches, each after `wait_s`; the first after `start_s` more (the workers' start)."""
 
     def __init__(self, batches: int, wait_s: float, start_s: float = 0.0) -> None:
-        self.batches, self.wait_s, self.start_s, self.sampler = batches, wait_s, start_s, None
+        from types import SimpleNamespace
+
+        self.batches, self.wait_s, self.start_s = batches, wait_s, start_s
+        self.sampler = SimpleNamespace(set_epoch=lambda epoch: None)  # as the engine's SeededSampler
 
     def __len__(self) -> int:
         return self.batches

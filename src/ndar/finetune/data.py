@@ -8,6 +8,11 @@ Spatially every frame goes through the backbone's geometry (`ndar.video.geometry
 size that makes the view's crop box exactly img_size x img_size (decord scales straight from YUV),
 then the box is sliced out, the same pixels feature extraction feeds the model.
 
+Training items are keyed `(index, seed, epoch)` by `SeededSampler`: each clip's random draws (offset,
+crop, RandAugment, erasing) come from that key alone, not from the loader worker that happens to
+build it, so the augmentation is the same for any number of workers and the workers can persist
+across epochs (a resumed epoch still augments exactly as the uninterrupted one).
+
 `cache=True` decodes each sample's grid once (at most `cache_max_frames` frames, the stride widened
 for long segments) and keeps it in memory; spatial augmentation stays random every epoch. It is meant
 for the small CPU runs, where decoding costs more than the tiny model's step.
@@ -17,14 +22,17 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ndar import taxonomy
 from ndar.clipcache.store import ClipStore
@@ -250,7 +258,16 @@ class ClipDataset(Dataset):
             self.reader.read(path, grid[window_positions(len(grid), self.num_frames, o)]) for o in offsets
         ]
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int, int]):
+        """`index`, or `(index, seed, epoch)` from `SeededSampler`: a training clip drawn from
+        random streams seeded by that key (and put back afterwards, for the main process's sake)."""
+        if isinstance(key, tuple):
+            index, seed, epoch = key
+            with seeded_random_streams(seed, epoch, index):
+                return self._item(index)
+        return self._item(key)
+
+    def _item(self, index: int):
         label = int(self.samples.at[index, "label"])
         if self.train_transform is not None:
             (frames,) = self._frames(
@@ -273,6 +290,50 @@ class ClipDataset(Dataset):
 
 def _identity(x):
     return x
+
+
+@contextmanager
+def seeded_random_streams(*key: int) -> Iterator[None]:
+    """Seed Python's, NumPy's and torch's global (CPU) random streams from `key` for the block, then
+    restore them: what a clip's augmentation draws depends on its key, not on the process or the
+    draws before it."""
+    words = np.random.SeedSequence([int(k) for k in key]).generate_state(2, dtype=np.uint32)
+    value = int(words[0]) << 32 | int(words[1])
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(value)
+    np.random.seed(int(words[0]))
+    torch.manual_seed(value)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+
+
+class SeededSampler(Sampler):
+    """Wraps a training sampler: yields `(index, seed, epoch)` so that `ClipDataset` seeds each clip's
+    augmentation by its own key. The wrapped sampler keeps the order (and its generator, which the
+    checkpoint saves); `set_epoch` moves both to the next epoch."""
+
+    def __init__(self, sampler: Sampler, seed: int) -> None:
+        self.sampler, self.seed, self.epoch = sampler, seed, 0
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        return getattr(self.sampler, "generator", None)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        epoch = self.epoch  # fixed when the epoch's iteration starts
+        return ((int(index), self.seed, epoch) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 class _GridView(Dataset):
