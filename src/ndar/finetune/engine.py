@@ -234,9 +234,8 @@ def train_one_epoch(engine, loader, scheduler, mixup, criterion, cfg, epoch, run
     losses, clips, start = [], 0, time.perf_counter()
     waited, ready = 0.0, start  # seconds blocked on the loader; when the last step finished
     first = 0.0  # seconds until the first batch
-    with torch.random.fork_rng(
-        devices=[]
-    ):  # the loader draws its workers' base seed: not from the training's stream
+    # starting an epoch's iteration draws the workers' base seed: from a fork, not the training's stream
+    with torch.random.fork_rng(devices=[]):
         batches = iter(loader)
     bar = tqdm(
         batches, total=min(len(loader), max_micro), desc=f"epoch {epoch + 1}", disable=not dist.is_main
