@@ -302,7 +302,7 @@ def seeded_random_streams(*key: int) -> Iterator[None]:
     saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
     random.seed(value)
     np.random.seed(int(words[0]))
-    torch.manual_seed(value)
+    torch.default_generator.manual_seed(value)  # CPU only: torch.manual_seed would reseed the GPU's too
     try:
         yield
     finally:
