@@ -44,11 +44,8 @@ class StageRun:
 
 def run_stage(stage: Stage, nproc: int = 1) -> StageRun:
     """Run one stage as a subprocess, its output appended to its log file."""
-    if stage.distributed and nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "ndar"]
-    else:
-        cmd = [sys.executable, "-m", "ndar"]
-    cmd += stage.argv
+    launcher = stage.launcher(nproc)
+    cmd = [sys.executable, *launcher[1:], *stage.argv]  # this interpreter, not the first `python` on PATH
     stage.log_file.parent.mkdir(parents=True, exist_ok=True)
     log.debug("stage %s: %s", stage.name, shlex.join(cmd))
     with open(stage.log_file, "a") as fh:
@@ -209,7 +206,7 @@ class Executor:
         if stage.outputs:
             with self.lock:
                 self.group_ran = True
-        result = self.runner(stage, self.nproc)
+        result = self.runner(stage, self.stage_nproc(stage))
         seconds, peak = float(result), getattr(result, "peak_rss_mib", None)
         with self.lock:
             if peak is not None:
@@ -231,11 +228,15 @@ class Executor:
             eta,
         )
 
+    def stage_nproc(self, stage: Stage) -> int:
+        """The stage's own process count, else the job's."""
+        return stage.nproc or self.nproc
+
     # ------------------------------------------------------------------ resume records
     def fingerprint(self, stage: Stage) -> dict:
         """What makes a stage's work: its command and the text of the config it reads."""
         config = "".join(c.text() for c in stage.configs)
-        return {"argv": stage.argv, "config": config, "nproc": self.nproc}
+        return {"argv": stage.argv, "config": config, "nproc": self.stage_nproc(stage)}
 
     def finished_record(self, stage: Stage) -> dict | None:
         """The record of this stage's last finish with the same command and config, its outputs still

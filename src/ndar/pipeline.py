@@ -58,6 +58,10 @@ class MainConfig:
     tracks: list[str] = field(default_factory=lambda: ["k400_vith", "hybrid_vitl", "ego_vitl"])
     views: list[str] = field(default_factory=lambda: ["rear", "dashboard"])
     nproc: int = 1  # processes per stage launched through torchrun (1 = plain process)
+    # torchrun processes of each extraction stage (0: nproc). Extraction runs alone (it waits for every
+    # fine-tune), so with `jobs: 2` it can take the two cores the paired stages use; each process
+    # extracts its share of the videos (ndar.extract.runner.shard).
+    extract_nproc: int = 0
     # independent stages (the fine-tunes; the heads runs) run this many at a time. Worth it when
     # each uses one core (the tiny configs: 2 on 2 cores); needs nproc 1.
     jobs: int = 1
@@ -109,12 +113,14 @@ def check_config(cfg: MainConfig) -> None:
         raise StageError(f"finetune_folds={cfg.finetune_folds}: use 0 (one model) or k >= 2 fold models")
     if cfg.merge_probs not in PROBS_RULES:
         raise StageError(f"merge_probs={cfg.merge_probs!r}: expected one of {list(PROBS_RULES)}")
+    if cfg.extract_nproc < 0:
+        raise StageError(f"extract_nproc={cfg.extract_nproc}: expected 0 (the job's nproc) or a process count")
     if cfg.jobs < 1:
         raise StageError(f"jobs={cfg.jobs}: expected 1 (one stage at a time) or more")
     if cfg.jobs > 1 and cfg.nproc > 1:
         raise StageError(
-            f"jobs={cfg.jobs} with nproc={cfg.nproc}: torchrun stages would share one rendezvous "
-            "port; run them one at a time (jobs: 1)"
+            f"jobs={cfg.jobs} with nproc={cfg.nproc}: independent torchrun stages would each start "
+            "nproc processes on the same devices; run them one at a time (jobs: 1)"
         )
     if cfg.finetune_folds and cfg.heads_inputs == "features":
         raise StageError(
@@ -221,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "dry_run", False):
             check_config(cfg)
-            print(describe(build_plan(cfg), cfg.jobs))
+            print(describe(build_plan(cfg), cfg.jobs, cfg.nproc))
             return 0
         summary = run(cfg)
     except StageError as err:

@@ -58,10 +58,19 @@ class Stage:
     argv: list[str]  # arguments after `python -m ndar`
     log_file: Path
     distributed: bool = False  # launch through torchrun when nproc > 1
+    nproc: int = 0  # torchrun processes of this stage (0: the main job's nproc)
     outputs: list[Path] = field(default_factory=list)  # what it leaves when done (empty: always run)
     inputs: list[Path] = field(default_factory=list)  # what it reads (made by the user or earlier stages)
     config: DerivedConfig | None = None
     more_configs: list[DerivedConfig] = field(default_factory=list)  # a stage reading several configs
+
+    def launcher(self, job_nproc: int = 1) -> list[str]:
+        """The command before the stage's argv: torchrun for a distributed stage with several processes
+        (`--standalone`: a free rendezvous port of its own), else `python -m ndar`."""
+        nproc = self.nproc or job_nproc
+        if self.distributed and nproc > 1:
+            return ["python", "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "ndar"]
+        return ["python", "-m", "ndar"]
 
     @property
     def configs(self) -> list[DerivedConfig]:
@@ -290,7 +299,9 @@ class _Planner:
         argv = ["extract", "--config", str(config.path), *cfg.extract_overrides]
         name = "extract" if fold is None else f"extract fold{fold}"
         inputs = [self.data_root] + [layout.finetune(t, v, fold) for t in cfg.tracks for v in cfg.views]
-        return self.stage(name, argv, distributed=True, outputs=[out], inputs=inputs, config=config)
+        return self.stage(
+            name, argv, distributed=True, nproc=cfg.extract_nproc, outputs=[out], inputs=inputs, config=config
+        )
 
     def merge_features(self) -> Stage:
         sources = [self.layout.fold_features(f) for f in self.folds]
@@ -361,7 +372,7 @@ def notebook_argv(notebook: str, executed: Path, config: Path) -> list[str]:
     ]
 
 
-def describe(plan: Plan, jobs: int) -> str:
+def describe(plan: Plan, jobs: int, nproc: int = 1) -> str:
     """The plan as a user reads it: each group, its stages' commands, configs and files."""
     lines = [
         f"main job: {len(plan.stages)} stages in {len(plan.groups)} groups, run folder {plan.layout.run_dir}"
@@ -373,7 +384,7 @@ def describe(plan: Plan, jobs: int) -> str:
         for stage in group.stages:
             k += 1
             lines.append(f"[{k}/{len(plan.stages)}] {stage.name}")
-            lines.append(f"    $ python -m ndar {' '.join(stage.argv)}")
+            lines.append(f"    $ {' '.join(stage.launcher(nproc) + stage.argv)}")
             for config in stage.configs:
                 lines.append(f"    config:   {config.path} (from {config.base})")
             if stage.inputs:

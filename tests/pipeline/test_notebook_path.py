@@ -183,3 +183,32 @@ def test_eta_counts_unrecorded_stages_at_their_kinds_mean(tmp_path, monkeypatch)
     # actionformer: 200 s like the other heads run, shared by 2 jobs; the ensemble: the overall mean
     mean = sum(job.timings.values()) / len(job.timings)
     assert job.eta() == "~" + format_seconds(100 + mean)
+
+
+def test_extraction_takes_its_own_process_count_and_the_other_stages_the_jobs(tmp_path, monkeypatch, capsys):
+    """`extract_nproc` launches only the extraction stages through torchrun with that many processes
+    (they run alone, so the cores the paired stages used are free); the rest keep the job's nproc."""
+    cfg, calls, fake_run = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "extract_nproc=2"])
+    given: dict[str, int] = {}
+
+    def recording_run(stage: Stage, nproc: int = 1) -> float:
+        given[stage.name] = nproc
+        return fake_run(stage, nproc)
+
+    run_main_job(cfg, recording_run)
+    extracts = {name for name in given if name.startswith("extract")}
+    assert extracts == {"extract fold0", "extract fold1"}
+    assert {given[n] for n in extracts} == {2}
+    assert {n: p for n, p in given.items() if n not in extracts and p != 1} == {}
+    stage = next(s for s in calls if s.name == "extract fold0")
+    assert stage.launcher(1)[2:5] == ["torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    finetune = next(s for s in calls if s.name.startswith("finetune"))
+    assert finetune.launcher(1) == ["python", "-m", "ndar"]
+
+    from ndar.cli import main
+
+    args = ["run", "--config", "configs/main/synthetic.yaml", "--dry-run", f"runs_dir={tmp_path / 'dry'}"]
+    assert main([*args, "tracks=[k400_vith]", "views=[rear]", "extract_nproc=2"]) == 0
+    out = capsys.readouterr().out
+    assert "$ python -m torch.distributed.run --standalone --nproc_per_node=2 -m ndar extract --config" in out
+    assert main([*args, "extract_nproc=-1"]) == 1

@@ -269,7 +269,7 @@ def test_independent_stages_run_jobs_at_a_time_and_every_one_finishes(tmp_path):
     with pytest.raises(StageError, match="'c' failed"):
         job.run_together([stage("c", fail=True), stage("d")])
     assert sorted(done) == ["c", "d"]  # the other stage still ran to its end
-    with pytest.raises(StageError, match="rendezvous"):
+    with pytest.raises(StageError, match="same devices"):
         check_config(MainConfig(jobs=2, nproc=2))
     with pytest.raises(StageError, match="jobs=0"):
         check_config(MainConfig(jobs=0))
