@@ -114,7 +114,9 @@ def check_config(cfg: MainConfig) -> None:
     if cfg.merge_probs not in PROBS_RULES:
         raise StageError(f"merge_probs={cfg.merge_probs!r}: expected one of {list(PROBS_RULES)}")
     if cfg.extract_nproc < 0:
-        raise StageError(f"extract_nproc={cfg.extract_nproc}: expected 0 (the job's nproc) or a process count")
+        raise StageError(
+            f"extract_nproc={cfg.extract_nproc}: expected 0 (the job's nproc) or a process count"
+        )
     if cfg.jobs < 1:
         raise StageError(f"jobs={cfg.jobs}: expected 1 (one stage at a time) or more")
     if cfg.jobs > 1 and cfg.nproc > 1:

@@ -69,7 +69,15 @@ class Stage:
         (`--standalone`: a free rendezvous port of its own), else `python -m ndar`."""
         nproc = self.nproc or job_nproc
         if self.distributed and nproc > 1:
-            return ["python", "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "ndar"]
+            return [
+                "python",
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={nproc}",
+                "-m",
+                "ndar",
+            ]
         return ["python", "-m", "ndar"]
 
     @property

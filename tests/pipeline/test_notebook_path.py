@@ -188,7 +188,9 @@ def test_eta_counts_unrecorded_stages_at_their_kinds_mean(tmp_path, monkeypatch)
 def test_extraction_takes_its_own_process_count_and_the_other_stages_the_jobs(tmp_path, monkeypatch, capsys):
     """`extract_nproc` launches only the extraction stages through torchrun with that many processes
     (they run alone, so the cores the paired stages used are free); the rest keep the job's nproc."""
-    cfg, calls, fake_run = planned_job(tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "extract_nproc=2"])
+    cfg, calls, fake_run = planned_job(
+        tmp_path, monkeypatch, ["tracks=[k400_vith]", "views=[rear]", "extract_nproc=2"]
+    )
     given: dict[str, int] = {}
 
     def recording_run(stage: Stage, nproc: int = 1) -> float:
