@@ -183,3 +183,45 @@ def test_fit_resumes_from_its_checkpoint(data, tmp_path: Path):
     assert [h["epoch"] for h in result["epochs"]] == [1, 2]
     assert result["epochs"][0] == done["epochs"][0]  # epoch 1 was not trained again
     assert len((tmp_path / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_weight_average_predicts_resumes_exactly_and_is_saved(data, tmp_path: Path, monkeypatch):
+    """With `ema_decay` the average predicts (not the last weights), a run killed after its first
+    epoch resumes to the uninterrupted run's average, and save/load keeps the average."""
+    train, val = data
+    key = val[0].key
+    cfg = tiny("recognition", epochs=2, ema_decay=0.99)
+    whole = TimHead(cfg, DIMS, seed=1)
+    whole.fit(train[:2], [], tmp_path / "whole")
+    averaged = whole.predict(val[:1])[key].curve
+    plain = TimHead(tiny("recognition", epochs=2), DIMS, seed=1)
+    plain.fit(train[:2], [], tmp_path / "plain")
+    assert not np.allclose(plain.predict(val[:1])[key].curve, averaged)
+    for name, p in whole.model.state_dict().items():  # the average is not the last weights
+        if p.is_floating_point() and not torch.equal(p, whole.ema.module.state_dict()[name]):
+            break
+    else:
+        raise AssertionError("the EMA weights equal the trained weights")
+
+    killed = TimHead(cfg, DIMS, seed=1)
+    real_epoch = TimHead._train_epoch
+
+    def die_in_second_epoch(self, epoch, *args, **kw):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, *args, **kw)
+
+    monkeypatch.setattr(TimHead, "_train_epoch", die_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(train[:2], [], tmp_path / "killed")
+    monkeypatch.setattr(TimHead, "_train_epoch", real_epoch)
+    resumed = TimHead(cfg, DIMS, seed=1)
+    resumed.fit(train[:2], [], tmp_path / "killed")
+    np.testing.assert_array_equal(resumed.predict(val[:1])[key].curve, averaged)
+
+    whole.save(tmp_path / "model.pt")
+    loaded = TimHead(tiny("recognition", epochs=2), DIMS, seed=7)
+    loaded.load(tmp_path / "model.pt")
+    np.testing.assert_allclose(loaded.predict(val[:1])[key].curve, averaged, atol=1e-6)
+    with pytest.raises(ValueError, match="without ema_decay"):
+        TimHead(cfg, DIMS, seed=1).fit(train[:2], [], tmp_path / "plain")

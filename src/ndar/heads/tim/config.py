@@ -93,6 +93,10 @@ class TimConfig:
     batch_size: int = 64
     grad_clip: float = 1.0
     """Max gradient norm; 0 disables clipping."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the weights (timm ModelEmaV3 with warm-up, as ActionFormer's);
+    predictions, validation accuracy and the saved model use the average. 0 = off (the official
+    TIM has none)."""
 
     # --- post-processing ------------------------------------------------------------------
     recognition_proposals: str = "curve"
@@ -132,7 +136,7 @@ class TimConfig:
     # across fields
     LIMITS = {
         "lr": "> 0", "weight_decay": ">= 0", "epochs": ">= 1", "warmup_epochs": ">= 0", "batch_size": ">= 1",
-        "grad_clip": ">= 0", "device": r"re:auto|cpu|cuda(:\d+)?", "cpu_threads": ">= 0", "eval_every": ">= 0",
+        "grad_clip": ">= 0", "ema_decay": ">= 0, < 1", "device": r"re:auto|cpu|cuda(:\d+)?", "cpu_threads": ">= 0", "eval_every": ">= 0",
         "checkpoint_every": ">= 0",
     }  # fmt: skip
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
+from timm.utils import ModelEmaV3
 from timm.scheduler import CosineLRScheduler
 
 from ndar.config import to_dict
@@ -73,6 +74,11 @@ class TimHead:
             seq_dropout=cfg.seq_dropout,
             regression=cfg.mode == "detection",
         ).to(self.device)
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None
+
+    def inference_model(self) -> torch.nn.Module:
+        """The weights that predict: the moving average when `ema_decay` > 0, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.model
 
     # ------------------------------------------------------------------ windows and batches
     @property
@@ -268,6 +274,10 @@ class TimHead:
             return [], 0
         state = load_torch_state(ckpt_path, self.device)
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if not state.get("ema"):
+                raise ValueError(f"{ckpt_path}: written without ema_decay; cannot resume with ema_decay > 0")
+            self.ema.module.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["rng"]
@@ -307,7 +317,10 @@ class TimHead:
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             optimizer.step()
-            scheduler.step_update(epoch * steps_per_epoch + step + 1)
+            updates = epoch * steps_per_epoch + step + 1
+            scheduler.step_update(updates)
+            if self.ema is not None:
+                self.ema.update(self.model, step=updates)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
         row = {"lr": optimizer.param_groups[0]["lr"]}
@@ -317,6 +330,7 @@ class TimHead:
     def _write_checkpoint(self, path, optimizer, scheduler, rng, generator, history, epoch) -> None:
         state = {
             "model": self.model.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else {},
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng": rng.bit_generator.state,
@@ -362,7 +376,7 @@ class TimHead:
         self, video: PreparedVideo, intervals: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits (M, C) of global queries, averaged over every window asked; offsets (M, 2) in detection."""
-        self.model.eval()
+        self.inference_model().eval()
         detection = self.cfg.mode == "detection"
         intervals = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
         num = len(intervals)
@@ -385,10 +399,11 @@ class TimHead:
 
     def _forward(self, batch: dict) -> tuple[np.ndarray, np.ndarray | None]:
         """Model outputs of a batch as float numpy: logits (B, Q, C), offsets (B, Q, 2) or None."""
+        model = self.inference_model()
         with self._autocast():
-            feat_time = self.model.encode_intervals(batch["feat_iv"])
-            query_time = self.model.encode_intervals(batch["query_iv"])
-            out = self.model(batch["feats"], feat_time, query_time, batch["feat_pad"], batch["query_pad"])
+            feat_time = model.encode_intervals(batch["feat_iv"])
+            query_time = model.encode_intervals(batch["query_iv"])
+            out = model(batch["feats"], feat_time, query_time, batch["feat_pad"], batch["query_pad"])
         logits = out["logits"].float().cpu().numpy()
         offsets = out["offsets"].float().cpu().numpy() if "offsets" in out else None
         return logits, offsets
@@ -468,9 +483,10 @@ class TimHead:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: Path) -> None:
-        """Weights plus what rebuilding needs (stream dims, feature gap, config), atomically."""
+        """Inference weights (the average when `ema_decay` > 0) plus what rebuilding needs (stream
+        dims, feature gap, config), atomically."""
         state = {
-            "model": self.model.state_dict(),
+            "model": self.inference_model().state_dict(),
             "stream_dims": self.stream_dims,
             "feat_gap": self.feat_gap,
             "config": to_dict(self.cfg),
@@ -487,6 +503,8 @@ class TimHead:
                 f"{path}: saved for streams {dict(state['stream_dims'])}, this head has {self.stream_dims}"
             )
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["model"])
         self.feat_gap = state["feat_gap"]
 
 
