@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from timm.optim import create_optimizer_v2
-from timm.utils import ModelEmaV3
 from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
 
 from ndar.config import to_dict
 from ndar.heads.base import FeatureVideo, HeadOutput, register_head
