@@ -15,7 +15,6 @@ Settings are chosen on the mean nested A1 mOS, never on A2.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import sys
@@ -80,10 +79,10 @@ def parse_variants(tokens: list[str]) -> dict[str, list[str]]:
 def evaluate(cfg, oof, test, truth, test_truth) -> dict:
     """Per level: nested estimate, in-sample A1 and A2 of the level tuned on all of A1; the level kept."""
     from ndar.ensemble.nested import changed_parameters, choose_level, nested_estimate, tune_level
-    from ndar.ensemble.stage import score
-    from ndar.ensemble.tuning import EnsembleParams, predict
+    from ndar.ensemble.stage import score, start_params
+    from ndar.ensemble.tuning import predict
 
-    start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
+    start = start_params(cfg, oof)
     clock = time.perf_counter()
     levels, estimates = {}, []
     for level in cfg.tuning.levels:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ndar.ensemble.fusion import SEGMENT_COLUMNS, fuse_curves, fuse_segments
+from ndar.ensemble.fusion import GEOMETRIC_FLOOR, SEGMENT_COLUMNS, fuse_curves, fuse_segments
 
 
 def curve(value: float, seconds: int = 3) -> np.ndarray:
@@ -40,6 +40,44 @@ def test_curve_fusion_pads_shorter_and_keeps_sessions_of_one_source():
 def test_curve_fusion_rejects_negative_weights():
     with pytest.raises(ValueError, match=">= 0"):
         fuse_curves({"a": {"k": curve(1.0)}}, {"a": -1.0})
+
+
+def two_class(p: float, seconds: int = 2) -> np.ndarray:
+    out = np.zeros((seconds, 16), dtype=np.float32)
+    out[:, 1], out[:, 2] = p, 1 - p
+    return out  # (S, 16): class 1 with p, class 2 with 1 - p
+
+
+def test_geometric_fusion_is_the_renormalised_weighted_product():
+    a, b = two_class(0.9), two_class(0.5)
+    fused = fuse_curves({"a": {"k": a}, "b": {"k": b}}, {"a": 2.0, "b": 1.0}, rule="geometric")["k"]
+    one = (0.9**2 * 0.5) ** (1 / 3)
+    two = (0.1**2 * 0.5) ** (1 / 3)
+    floor = GEOMETRIC_FLOOR  # the 14 classes both sources give 0 keep the floor's share
+    total = one + two + 14 * floor
+    np.testing.assert_allclose(fused[:, 1], one / total, rtol=1e-5)
+    np.testing.assert_allclose(fused[:, 2], two / total, rtol=1e-5)
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0, rtol=1e-6)
+    mean = fuse_curves({"a": {"k": a}, "b": {"k": b}}, {"a": 2.0, "b": 1.0})["k"]
+    assert fused[0, 1] > mean[0, 1]  # two sources agreeing on class 1 count for more than their mean
+
+
+def test_geometric_fusion_lets_one_certain_dissent_outvote_two_confident_sources():
+    confident, dissent = two_class(0.95), two_class(0.001)
+    curves = {"a": {"k": confident}, "b": {"k": confident}, "c": {"k": dissent}}
+    mean = fuse_curves(curves)["k"]
+    geo = fuse_curves(curves, rule="geometric")["k"]
+    assert mean[0, 1] > 0.6 > mean[0, 2]  # the mean follows the majority
+    assert geo[0, 1] < geo[0, 2]  # the product does not call a class one source rules out
+
+
+def test_geometric_fusion_zero_weight_class_stays_zero_and_unknown_rule_fails():
+    weights = np.ones(16)
+    weights[2] = 0.0
+    geo = fuse_curves({"a": {"k": two_class(0.6)}}, {"a": weights}, rule="geometric")["k"]
+    assert geo[0, 2] == 0.0 and geo[0, 1] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ValueError, match="expected one of"):
+        fuse_curves({"a": {"k": two_class(0.6)}}, rule="median")
 
 
 def test_segment_fusion_score_weighted_boundaries():

@@ -219,6 +219,26 @@ def test_shipped_config_loads():
     cfg = load_config(EnsembleConfig, repo / "configs" / "ensemble" / "default.yaml", ["tuning.rounds=1"])
     assert cfg.tuning.rounds == 1 and cfg.fusion.stacker and len(cfg.feature_sets) == 6
     assert cfg.stacker == type(cfg.stacker)()  # the YAML states the code's defaults
+    assert cfg.fusion == type(cfg.fusion)()
+    assert cfg.fusion.curve_rule == "geometric" and cfg.fusion.segment_weight == 1.0
+
+
+def test_untuned_start_takes_the_configured_pooling_and_segment_weight():
+    from ndar.config import ConfigError, load_config
+    from ndar.ensemble.config import EnsembleConfig
+    from ndar.ensemble.stage import FusionInputs, start_params
+
+    curves = {"a": {"k": np.full((3, 16), 1 / 16)}, "b": {"k": np.full((3, 16), 1 / 16)}}
+    segments = pd.DataFrame([("k", 1, 0.0, 2.0, 0.9)], columns=["video", "label", "start", "end", "score"])
+    cfg = load_config(EnsembleConfig, None, ["fusion.curve_rule=mean", "fusion.segment_weight=0.5"])
+    start = start_params(cfg, FusionInputs(curves, segments))
+    assert start.curve_rule == "mean" and start.segment_weight == 0.5
+    assert start.curve_weights == {"a": 1.0, "b": 1.0}
+    assert start_params(cfg, FusionInputs(curves, None)).segment_weight == 0.0  # no segment fusion
+    with pytest.raises(ConfigError, match=r"fusion.*segment_weight must be >= 0"):
+        load_config(EnsembleConfig, None, ["fusion.segment_weight=-1"])
+    with pytest.raises(ConfigError, match="curve_rule"):
+        load_config(EnsembleConfig, None, ["fusion.curve_rule=median"])
 
 
 def test_an_empty_test_prediction_is_refused_with_the_reason(tmp_path):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from ndar.config import ConfigError
 from ndar.ensemble.stacker import StackerConfig
 from ndar.ensemble.tuning import TuningConfig
 from ndar.postprocess.priors import PriorParams
@@ -27,13 +29,25 @@ class FusionConfig:
     """Which fusions run; the tuner sets their weights (0 switches one off)."""
 
     curve: bool = True
-    """weighted average of the sources' per-second curves"""
+    """weighted pooling of the sources' per-second curves"""
+    curve_rule: Literal["mean", "geometric"] = "geometric"
+    """how the curves are pooled: arithmetic `mean` or `geometric` (log-linear, renormalised per
+    second; chosen over seeds 0-2: docs/ensemble.md, ndar.ensemble.fusion)"""
     segment: bool = True
     """score-weighted fusion of the sources' segments, as extra candidates"""
+    segment_weight: float = 1.0
+    """the untuned weight of the segment-fusion candidates beside the fused curve (0 = curve
+    candidates only); the tuner's `weights` level may change it"""
     stacker: bool = True
     """LightGBM stacker over all curves, fused as one more curve"""
     segment_min_iou: float = 0.0
     """segments cluster when they overlap with at least this tIoU (0 = any overlap)"""
+
+    def __post_init__(self) -> None:
+        if self.segment_weight < 0:
+            raise ConfigError(f"segment_weight must be >= 0, got {self.segment_weight}")
+        if self.segment and not self.curve and not self.stacker and self.segment_weight == 0:
+            raise ConfigError("segment_weight 0 with curve and stacker off leaves nothing to predict")
 
 
 @dataclass

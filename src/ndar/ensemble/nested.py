@@ -7,7 +7,7 @@ fold's score ever comes from parameters that saw its drivers; the held-out predi
 are pooled and scored as one mOS, comparable to the in-sample figure.
 
 Levels of freedom, simplest first (each adds to the one before):
-- `none`: the untuned start (equal weights, the configured priors);
+- `none`: the untuned start (equal weights, the configured pooling rule, segment weight and priors);
 - `priors`: the global post-processing priors (smoothing, threshold, merge gap, durations, reassign,
   fill), source weights equal;
 - `weights`: also the source weights and the segment-fusion weight;

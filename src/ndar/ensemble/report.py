@@ -167,7 +167,8 @@ def tuned_html(path: Path) -> str:
     if not path.is_file():
         return "<p>no tuned.yaml beside the report</p>"
     tuned = yaml.safe_load(path.read_text()) or {}
-    weights = {f"curve: {k}": v for k, v in (tuned.get("curve_weights") or {}).items()}
+    weights = {"curve pooling": tuned["curve_rule"]} if "curve_rule" in tuned else {}
+    weights |= {f"curve: {k}": v for k, v in (tuned.get("curve_weights") or {}).items()}
     if "segment_weight" in tuned:
         weights["segment fusion"] = tuned["segment_weight"]
     parts = ["<div class='row'>", _kv_table("fusion weights", weights)]
@@ -182,7 +183,9 @@ def tuned_html(path: Path) -> str:
             )
             named = {f"{c} {CLASSES[int(c)]}" if str(c).isdigit() else c: v for c, v in ordered}
             parts.append(_kv_table(f"priors: {key} per class", named))
-    other = {k: v for k, v in tuned.items() if k not in ("curve_weights", "segment_weight", "priors")}
+    other = {
+        k: v for k, v in tuned.items() if k not in ("curve_weights", "segment_weight", "priors", "curve_rule")
+    }
     if other:
         parts.append(_kv_table("other tuned settings", other))
     parts.append("</div>")

@@ -154,6 +154,16 @@ def fusion_inputs(
     return FusionInputs(oof_curves, oof_segments), FusionInputs(test_curves, test_segments)
 
 
+def start_params(cfg: EnsembleConfig, oof: FusionInputs) -> EnsembleParams:
+    """The untuned ensemble: equal curve weights, the configured pooling rule, segment weight and priors."""
+    return EnsembleParams(
+        curve_weights={name: 1.0 for name in oof.curves},
+        segment_weight=cfg.fusion.segment_weight if oof.segments is not None else 0.0,
+        priors=copy.deepcopy(cfg.priors),
+        curve_rule=cfg.fusion.curve_rule,
+    )
+
+
 def best_per_class(segments: pd.DataFrame) -> pd.DataFrame:
     """The highest-scored segment per (video, class): how a source's own segments are scored."""
     ordered = segments.sort_values(["score", "start"], ascending=[False, True], kind="stable")
@@ -254,7 +264,7 @@ def ensemble_rows(oof: FusionInputs, test: FusionInputs, start, tuned, truth, te
         _row(
             "ensemble (untuned)",
             "ensemble",
-            "equal weights, start priors",
+            "equal weights, start priors",  # and the configured pooling rule and segment weight
             predict(oof.curves, oof.segments, start),
             predict(test.curves, test.segments, start),
             truth,
@@ -405,9 +415,7 @@ def run(cfg: EnsembleConfig) -> dict:
     oof, test = fusion_inputs(cfg, sources, truth)
     lap("fusion_and_stacker_s")
 
-    start = EnsembleParams(curve_weights={n: 1.0 for n in oof.curves}, priors=copy.deepcopy(cfg.priors))
-    if oof.segments is not None and not oof.curves:
-        start.segment_weight = 1.0
+    start = start_params(cfg, oof)
     tuned, history, selection = choose_and_tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
     write_json(run_dir / "tuning_selection.json", selection)
     atomic_write_text(run_dir / "tuned.yaml", yaml.safe_dump(to_dict(tuned), sort_keys=False))

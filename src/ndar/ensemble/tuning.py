@@ -94,6 +94,9 @@ class EnsembleParams:
     """multiplier of segment-fusion candidate scores (0 = segment fusion off)"""
     priors: PriorParams = field(default_factory=PriorParams)
     """post-processing"""
+    curve_rule: str = "mean"
+    """how the curves are pooled (ndar.ensemble.fusion.CURVE_RULES); not tuned, set from
+    `fusion.curve_rule` (a tuned.yaml without it was written with the mean)"""
 
     def weight_vector(self, source: str) -> np.ndarray:
         vector = np.full(NUM_CLASSES, float(self.curve_weights.get(source, 0.0)))
@@ -111,7 +114,7 @@ def fused_curves(curves: dict[str, dict[str, np.ndarray]], params: EnsembleParam
     """Curve fusion with the params' weights (sources with all-zero weights left out)."""
     weights = {name: params.weight_vector(name) for name in curves}
     active = {name: c for name, c in curves.items() if weights[name].sum() > 0}
-    return fuse_curves(active, {n: weights[n] for n in active}) if active else {}
+    return fuse_curves(active, {n: weights[n] for n in active}, params.curve_rule) if active else {}
 
 
 def segments_for_session(
@@ -249,7 +252,7 @@ class OofScorer:
         self.evaluations = 0
 
     def _fused(self, params: EnsembleParams) -> dict[str, np.ndarray]:
-        key = tuple(tuple(params.weight_vector(n).round(6)) for n in sorted(self.curves))
+        key = (params.curve_rule, *(tuple(params.weight_vector(n).round(6)) for n in sorted(self.curves)))
         if key not in self._cache:
             if len(self._cache) > 64:
                 self._cache.clear()
