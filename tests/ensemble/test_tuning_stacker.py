@@ -91,3 +91,32 @@ def test_per_class_weights_are_tuned_and_used(bench):
     name, weights = next(iter(tuned.class_weights.items()))
     label, value = next(iter(weights.items()))
     assert tuned.weight_vector(name)[label] == value
+
+
+def test_tuner_fast_path_scores_what_predict_returns(bench):
+    """The tuner groups the fused segments once and scores plain rows; the result must be `predict`'s."""
+    import pandas as pd
+
+    from ndar.ensemble.tuning import predict, segments_by_video
+    from ndar.metrics.mos import mos_value
+
+    oof = {name: splits["oof"] for name, splits in bench.sources.items()}
+    rows = [
+        (key, label, start + 0.5 * (i % 3), end + 0.25 * (i % 2), 0.3 + 0.1 * (i % 5))
+        for i, (key, segs) in enumerate(sorted(bench.oof_truth.items()))
+        for label, start, end in segs
+    ]
+    segments = pd.DataFrame(rows, columns=["video", "label", "start", "end", "score"])
+    params = EnsembleParams(curve_weights={n: 1.0 for n in oof}, segment_weight=0.7, curve_rule="geometric")
+    pred = predict(oof, segments, params)
+    grouped = segments_by_video(segments)
+    assert list(grouped) == sorted(bench.oof_truth) and len(sum(grouped.values(), [])) == len(rows)
+    pd.testing.assert_frame_equal(predict(oof, grouped, params), pred)
+    keys = sorted(bench.oof_truth)
+    truth = [(k, lab, a, b) for k in keys for lab, a, b in bench.oof_truth[k]]
+    expected = mos_value(
+        truth, list(pred[["video", "label", "start", "end"]].itertuples(index=False, name=None))
+    )
+    assert OofScorer(oof, segments, bench.oof_truth, keys)(params) == pytest.approx(expected, abs=1e-12)
+    without = predict(oof, None, EnsembleParams(curve_weights=params.curve_weights, curve_rule="geometric"))
+    assert not pred.equals(without)  # the segment candidates took part

@@ -117,22 +117,37 @@ def fused_curves(curves: dict[str, dict[str, np.ndarray]], params: EnsembleParam
     return fuse_curves(active, {n: weights[n] for n in active}, params.curve_rule) if active else {}
 
 
+Candidates = list[tuple[int, float, float, float]]
+
+
+def segments_by_video(fused_segments: pd.DataFrame | None) -> dict[str, Candidates]:
+    """{video: [(label, start, end, score), ...]} in the frame's row order, as plain tuples.
+
+    Why: the tuner scores every session at every step; walking a DataFrame there took a third of the
+    tuning's time, so the fused segments are grouped and converted once."""
+    if fused_segments is None:
+        return {}
+    by_video: dict[str, Candidates] = {}
+    columns = (fused_segments[c].tolist() for c in ("video", "label", "start", "end", "score"))
+    for video, label, start, end, score in zip(*columns, strict=True):
+        by_video.setdefault(str(video), []).append((int(label), float(start), float(end), float(score)))
+    return by_video
+
+
 def segments_for_session(
-    curve: np.ndarray | None, fused_segments: pd.DataFrame | None, params: EnsembleParams
-) -> list[tuple[int, float, float, float]]:
+    curve: np.ndarray | None, fused_segments: Candidates | None, params: EnsembleParams
+) -> Candidates:
     """Candidates from the fused curve and (weighted) from segment fusion, then the priors."""
     priors = params.priors
-    candidates: list[tuple[int, float, float, float]] = []
+    candidates: Candidates = []
     if curve is not None:
         smoothed, chosen = candidates_from_curve(curve, priors)
         for label, a, b in chosen:
             lo, hi = int(a), max(int(np.ceil(b)), int(a) + 1)
             candidates.append((label, a, b, float(smoothed[lo:hi, label].mean())))
-    if fused_segments is not None and params.segment_weight > 0 and len(fused_segments):
-        scaled = [
-            (int(r.label), float(r.start), float(r.end), float(r.score) * params.segment_weight)
-            for r in fused_segments.itertuples(index=False)
-        ]
+    if fused_segments and params.segment_weight > 0:
+        weight = params.segment_weight
+        scaled = [(label, a, b, score * weight) for label, a, b, score in fused_segments]
         no_rounding = copy.copy(priors)
         no_rounding.integer_seconds = False
         no_rounding.resolve_overlaps = False
@@ -147,20 +162,28 @@ def segments_for_session(
 
 def predict(
     curves: dict[str, dict[str, np.ndarray]],
-    fused_segments: pd.DataFrame | None,
+    fused_segments: pd.DataFrame | dict[str, Candidates] | None,
     params: EnsembleParams,
     keys: list[str] | None = None,
     fused: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Final segments of every session: DataFrame[video,label,start,end,score] (video = session key)."""
+    """Final segments of every session: DataFrame[video,label,start,end,score] (video = session key).
+
+    `fused_segments`: the segment-fusion frame, or it already grouped by `segments_by_video`."""
+    return pd.DataFrame(predict_rows(curves, fused_segments, params, keys, fused), columns=SEGMENT_COLUMNS)
+
+
+def predict_rows(curves, fused_segments, params: EnsembleParams, keys=None, fused=None) -> list[tuple]:
+    """`predict` as a list of (video, label, start, end, score) tuples: what the tuner scores at every
+    step, without building a DataFrame."""
     fused = fused_curves(curves, params) if fused is None else fused
-    by_video = dict(tuple(fused_segments.groupby("video"))) if fused_segments is not None else {}
+    by_video = fused_segments if isinstance(fused_segments, dict) else segments_by_video(fused_segments)
     keys = sorted(set(fused) | set(by_video)) if keys is None else keys
     rows = []
     for key in keys:
         segs = segments_for_session(fused.get(key), by_video.get(key), params)
         rows.extend((key, *seg) for seg in segs)
-    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+    return rows
 
 
 @dataclass
@@ -245,7 +268,7 @@ class OofScorer:
 
     def __init__(self, curves, fused_segments, ground_truth, keys):
         self.curves = curves
-        self.fused_segments = fused_segments
+        self.fused_segments = segments_by_video(fused_segments)
         self.gt = [(k, int(lab), float(a), float(b)) for k in keys for lab, a, b in ground_truth[k]]
         self.keys = keys
         self._cache: dict[tuple, dict[str, np.ndarray]] = {}
@@ -261,10 +284,8 @@ class OofScorer:
 
     def __call__(self, params: EnsembleParams) -> float:
         self.evaluations += 1
-        pred = predict(self.curves, self.fused_segments, params, self.keys, fused=self._fused(params))
-        return mos_value(
-            self.gt, list(pred[["video", "label", "start", "end"]].itertuples(index=False, name=None))
-        )
+        rows = predict_rows(self.curves, self.fused_segments, params, self.keys, fused=self._fused(params))
+        return mos_value(self.gt, [row[:4] for row in rows])
 
 
 def _usable(params: EnsembleParams, sources: list[str]) -> bool:
