@@ -8,8 +8,8 @@ get 0. Two rules:
   classes of each second (log-linear pooling, a product of experts). Why: a class scores high only
   where the sources agree, so one source that is confidently wrong cannot carry a second alone, and
   the sharpest sources do not dominate the pool as they do a mean. Probabilities are floored at
-  `GEOMETRIC_FLOOR` first (a 0 would veto a class outright). Over seeds 0-2 it raised the untuned
-  ensemble's A1 out-of-fold mOS on every set of runs tried (bench/results/accuracy.md).
+  `GEOMETRIC_FLOOR` first (a 0 would veto a class outright). The default, chosen on the three-seed
+  bench (docs/ensemble.md, "Decisions").
 Curves of one session may differ by a second in length between sources (rounding of the duration):
 shorter ones are padded with their last row to the longest.
 
