@@ -264,7 +264,7 @@ def ensemble_rows(oof: FusionInputs, test: FusionInputs, start, tuned, truth, te
         _row(
             "ensemble (untuned)",
             "ensemble",
-            "equal weights, start priors",  # and the configured pooling rule and segment weight
+            f"equal weights, {start.curve_rule} pooling, segment weight {start.segment_weight:g}, start priors",
             predict(oof.curves, oof.segments, start),
             predict(test.curves, test.segments, start),
             truth,
