@@ -173,7 +173,13 @@ def predict(
     return pd.DataFrame(predict_rows(curves, fused_segments, params, keys, fused), columns=SEGMENT_COLUMNS)
 
 
-def predict_rows(curves, fused_segments, params: EnsembleParams, keys=None, fused=None) -> list[tuple]:
+def predict_rows(
+    curves: dict[str, dict[str, np.ndarray]],
+    fused_segments: pd.DataFrame | dict[str, Candidates] | None,
+    params: EnsembleParams,
+    keys: list[str] | None = None,
+    fused: dict[str, np.ndarray] | None = None,
+) -> list[tuple]:
     """`predict` as a list of (video, label, start, end, score) tuples: what the tuner scores at every
     step, without building a DataFrame."""
     fused = fused_curves(curves, params) if fused is None else fused
