@@ -236,6 +236,19 @@ def test_a_plain_pair_overlap_is_one_error(tmp_path):
     assert issue.level == "error" and "overlaps row" in issue.reason
 
 
+def test_a_repeated_zero_length_row_is_an_overlap_error(tmp_path):
+    # 'start < other end' misses two 5-5s rows; a repeated row is an error however short it is
+    text = (
+        f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:00:05,0:00:05,Class 4,None\n"
+        ",Dashboard,D,0:00:05,0:00:05,Class 4,None\n"
+        ",Dashboard,D,0:00:09,0:00:09,Class 5,None\n"  # another instant: fine
+    )
+    parsed = read_label_file(write(tmp_path, text))
+    assert len(parsed.rows) == 3  # reported, not dropped
+    [issue] = parsed.issues
+    assert (issue.level, issue.row) == ("error", 3) and "overlaps row 2 (5-5s, class 4)" in issue.reason
+
+
 def test_rows_out_of_time_order_are_a_warning(tmp_path):
     text = f"{HEADER}\nDashboard_user_id_1_1,Dashboard,D,0:01:00,0:01:10,Class 3,None\n,Dashboard,D,0:00:10,0:00:20,Class 1,None\n"
     parsed = read_label_file(write(tmp_path, text))

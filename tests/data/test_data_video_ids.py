@@ -73,3 +73,12 @@ def test_bad_rows_are_reported_with_row(tmp_path):
     assert ids[1] == {"dashboard": "Dashboard_user_id_1_NoAudio_5.MP4"}
     with pytest.raises(ValueError, match=r"video_ids.csv:3"):
         read_video_ids(path)
+
+
+def test_a_headerless_first_row_with_a_bad_id_is_an_error_not_a_header(tmp_path):
+    path = tmp_path / "video_ids.csv"
+    path.write_text("l,Dashboard_user_id_1_NoAudio_5.MP4\n2,Dashboard_user_id_1_NoAudio_6.MP4\n")
+    ids, issues = read_video_ids_with_issues(path)
+    assert ids == {2: {"dashboard": "Dashboard_user_id_1_NoAudio_6.MP4"}}
+    [issue] = issues
+    assert (issue.level, issue.row) == ("error", 1) and "video id 'l' is not an integer" in issue.reason

@@ -128,3 +128,12 @@ def test_fast_path_agrees_with_full_result():
     rows = lambda f: list(f.itertuples(index=False, name=None))  # noqa: E731
     assert mos_value(rows(gt), rows(pred)) == pytest.approx(mos(gt, pred).mos)
     assert mos_value([], []) == 1.0
+
+
+def test_float_video_ids_match_int_and_text_ids():
+    # a pandas id column that ever held a missing value is float: 3.0 must still be video "3"
+    gt = frame([(3, 1, 10, 20)])
+    for video in (3.0, "3", " 3"):
+        assert mos(gt, frame([(video, 1, 10, 20)])).mos == 1.0
+        assert mos_value([(3, 1, 10, 20)], [(video, 1, 10, 20)]) == 1.0
+    assert mos(gt, frame([(3.5, 1, 10, 20)])).mos == 0.0

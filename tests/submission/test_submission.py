@@ -1,6 +1,7 @@
 """Submission reader, writer and validator; the two CLIs."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -142,3 +143,43 @@ def test_validator_reports_unreadable_video_id_file(tmp_path):
     path.write_text("1 1 0 5\n")
     problems = validate_submission(path, video_ids=tmp_path / "missing.csv")
     assert len(problems) == 1 and "missing.csv" in problems[0] and "cannot read" in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("-1 3 10 20", "video id '-1' is not an integer"),
+        ("+1 3 10 20", "video id '+1' is not an integer"),
+        ("\u0661 3 10 20", "is not an integer"),  # an Arabic-Indic digit: int() takes it, the format does not
+        ("1 3 1e1 20", "are not numbers"),
+        ("1 3 1_0 20", "are not numbers"),
+        ("1 3 10 inf", "are not numbers"),
+    ],
+)
+def test_validator_refuses_numbers_python_reads_but_the_format_does_not_hold(tmp_path, line, reason):
+    path = tmp_path / "sub.txt"
+    path.write_text(f"1 1 0 5\n{line}\n", encoding="utf-8")
+    [problem] = validate_submission(path)
+    assert problem.startswith(f"{path}:2: ") and reason in problem
+    with pytest.raises(ValueError, match=rf"sub.txt:2: .*{re.escape(reason)}"):
+        read_submission(path)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ((1, float("nan"), 0, 2), "class must be"),
+        ((1, 1, "a", 2), "expected finite times"),
+        ((1, 1, None, 2), "expected finite times"),
+        ((-1, 1, 0, 2), "video id must be an integer"),
+    ],
+)
+def test_writer_names_the_row_of_any_bad_value(tmp_path, row, reason):
+    with pytest.raises(ValueError, match=rf"submission row 1 .*{reason}"):
+        write_submission(tmp_path / "s.txt", [(1, 1, 0, 2), row])
+    assert not (tmp_path / "s.txt").exists()
+
+
+def test_writer_names_missing_columns(tmp_path):
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['start', 'end'\]"):
+        write_submission(tmp_path / "s.txt", pd.DataFrame({"video": [1], "label": [1]}))

@@ -431,6 +431,12 @@ def _describe(row: LabelRow) -> str:
     return f"{row.segment.start:g}-{row.segment.end:g}s, {row.class_text or f'class {row.segment.label}'}"
 
 
+def _overlap(a: Segment, b: Segment) -> bool:
+    """Segments sharing some time; a repeated zero-length row (5-5s twice) shares its instant too."""
+    same = (a.start, a.end) == (b.start, b.end)
+    return same or (a.start < b.end and b.start < a.end)
+
+
 def _report_overlaps(block: list[LabelRow], name: str, issues: list[Issue]) -> None:
     """One error per culprit row, not one per victim.
 
@@ -443,7 +449,7 @@ def _report_overlaps(block: list[LabelRow], name: str, issues: list[Issue]) -> N
     overlaps: dict[int, set[int]] = {r.row: set() for r in block}
     for i, a in enumerate(block):
         for b in block[i + 1 :]:
-            if a.segment.start < b.segment.end and b.segment.start < a.segment.end:
+            if _overlap(a.segment, b.segment):
                 overlaps[a.row].add(b.row)
                 overlaps[b.row].add(a.row)
     while any(overlaps.values()):

@@ -27,6 +27,14 @@ def _parse_id(text: str) -> int:
     return int(match.group(1))
 
 
+def _is_video_name(cell: str) -> bool:
+    try:
+        parse_video_name(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def read_video_ids_with_issues(path: str | Path) -> tuple[dict[int, dict[str, str]], list[Issue]]:
     """`{video_id: {view: filename}}` plus the problems found (rows with problems are reported, not guessed)."""
     path = Path(path)
@@ -42,8 +50,8 @@ def read_video_ids_with_issues(path: str | Path) -> tuple[dict[int, dict[str, st
         try:
             video_id = _parse_id(cells[0])
         except ValueError as err:
-            if row_number == 1:
-                continue  # the header row
+            if row_number == 1 and not any(_is_video_name(c) for c in cells[1:]):
+                continue  # the header row (a first row naming videos is data with a bad id)
             issues.append(Issue("error", name, row_number, str(err)))
             continue
         if video_id in result:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,37 @@ INPUTS = ("features", "probs", "log_probs")
 LOG_FLOOR = 1e-4  # log_probs = log(max(p, floor)): a bounded input range for the heads
 
 
+# What np.load raises on a truncated or foreign file (its own message names no file, and for a
+# non-zip file it misleadingly speaks of pickled data).
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def load_npz(
+    path: Path, keys: tuple[str, ...] | None = None, what: str = "feature file"
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays `keys` (all when None) that an .npz file holds, and the names of all it holds.
+
+    Only the asked arrays are read (a probs reader skips the large embeddings). A corrupt or
+    truncated file raises ValueError naming it."""
+    try:
+        with np.load(path) as data:
+            wanted = data.files if keys is None else [k for k in keys if k in data.files]
+            return {key: data[key] for key in wanted}, list(data.files)
+    except UNREADABLE as err:
+        raise ValueError(f"{path}: unreadable {what} (not a complete .npz: {err}); remake it") from None
+
+
+def read_sidecar(meta_path: Path) -> dict:
+    """The sidecar JSON of a feature file; a broken one raises ValueError naming it."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{meta_path}: unreadable feature sidecar JSON ({err}); remake it") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: feature sidecar JSON is a {type(meta).__name__}, expected an object")
+    return meta
+
+
 def read_feature_file(path: Path, inputs: str = "features") -> dict[str, np.ndarray]:
     """The window inputs as "features" (N, D) float32, t_start, t_end (N,) float64.
 
@@ -68,22 +101,22 @@ def read_feature_file(path: Path, inputs: str = "features") -> dict[str, np.ndar
     if not path.is_file():
         raise FileNotFoundError(f"feature file not found: {path}")
     key = "features" if inputs == "features" else "probs"
-    with np.load(path) as data:
-        missing = [k for k in (key, "t_start", "t_end") if k not in data.files]
-        if missing:
-            raise ValueError(f"{path}: missing array(s) {missing}; found {data.files}")
-        values = data[key].astype(np.float32)
-        if inputs == "log_probs":
-            values = np.log(np.maximum(values, LOG_FLOOR))
-        out = {
-            "features": values,
-            "t_start": data["t_start"].astype(np.float64),
-            "t_end": data["t_end"].astype(np.float64),
-        }
-        aug_key = f"{key}_aug"  # augmented copies (K, N, D), written when extraction was asked for them
-        if aug_key in data.files:
-            aug = data[aug_key].astype(np.float32)
-            out["aug"] = np.log(np.maximum(aug, LOG_FLOOR)) if inputs == "log_probs" else aug
+    aug_key = f"{key}_aug"  # augmented copies (K, N, D), written when extraction was asked for them
+    data, files = load_npz(path, (key, "t_start", "t_end", aug_key))
+    missing = [k for k in (key, "t_start", "t_end") if k not in data]
+    if missing:
+        raise ValueError(f"{path}: missing array(s) {missing}; found {files}")
+    values = data[key].astype(np.float32)
+    if inputs == "log_probs":
+        values = np.log(np.maximum(values, LOG_FLOOR))
+    out = {
+        "features": values,
+        "t_start": data["t_start"].astype(np.float64),
+        "t_end": data["t_end"].astype(np.float64),
+    }
+    if aug_key in data:
+        aug = data[aug_key].astype(np.float32)
+        out["aug"] = np.log(np.maximum(aug, LOG_FLOOR)) if inputs == "log_probs" else aug
     n = len(out["t_start"])
     if out["features"].ndim != 2 or out["features"].shape[0] != n or len(out["t_end"]) != n:
         raise ValueError(
@@ -101,7 +134,7 @@ def video_duration(npz_path: Path, t_end: np.ndarray) -> float:
     """Seconds of the video: frame count / fps from the sidecar JSON, else the last window's end."""
     meta_path = npz_path.with_suffix(".json")
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+        meta = read_sidecar(meta_path)
         frames = next((meta[k] for k in FRAME_COUNT_KEYS if isinstance(meta.get(k), (int, float))), None)
         fps = next((meta[k] for k in FPS_KEYS if isinstance(meta.get(k), (int, float))), None)
         if frames and fps:
@@ -123,7 +156,7 @@ def feature_files_digest(folders: list[Path]) -> str:
             if npz.name.startswith("."):
                 continue
             meta = npz.with_suffix(".json")
-            named = json.loads(meta.read_text()).get("npz_sha256") if meta.is_file() else None
+            named = read_sidecar(meta).get("npz_sha256") if meta.is_file() else None
             if named is None:
                 stat = npz.stat()
                 named = f"{stat.st_size}:{stat.st_mtime_ns}"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ndar.formats.features import load_npz
 from ndar.taxonomy import NUM_CLASSES
 from ndar.utils.io import atomic_path
 
@@ -83,13 +84,36 @@ def read_predictions(folder: str | Path, split: str) -> tuple[dict[str, np.ndarr
     for path in (curves_path, segments_path):
         if not path.is_file():
             raise FileNotFoundError(f"prediction source file not found: {path}")
-    with np.load(curves_path) as data:
-        curves = {key: data[key].astype(np.float32) for key in data.files}
-    segments = pd.read_csv(segments_path, dtype={"video": str})
+    arrays, _ = load_npz(curves_path, what="prediction curves file")
+    curves = {key: curve.astype(np.float32) for key, curve in arrays.items()}
+    try:
+        # keep_default_na=False: a video key is text, never NaN (pandas reads 'NA' or 'null' as NaN)
+        segments = pd.read_csv(segments_path, dtype={"video": str}, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{segments_path}: unreadable segments file ({err}); remake it") from None
     missing = [c for c in SEGMENT_COLUMNS if c not in segments.columns]
     if missing:
         raise ValueError(f"{segments_path}: missing column(s) {missing}; expected {SEGMENT_COLUMNS}")
     if segments.empty:
         return curves, empty_segments()
+    _check_numbers(segments, segments_path)
     segments["label"] = segments["label"].astype(int)
     return curves, segments[SEGMENT_COLUMNS]
+
+
+def _check_numbers(segments: pd.DataFrame, path: Path) -> None:
+    """Raise naming file, row and field when label/start/end/score is not a finite number (label: integer).
+
+    Why: pandas would otherwise fail later with a message naming neither file nor row."""
+    for column in SEGMENT_COLUMNS[1:]:
+        values = pd.to_numeric(segments[column], errors="coerce").astype(float)
+        bad = ~np.isfinite(values.to_numpy())
+        if column == "label":
+            bad |= values.to_numpy() != np.round(values.to_numpy())
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            expected = "an integer class id" if column == "label" else "a finite number"
+            raise ValueError(
+                f"{path}: row {i + 2}: {column} {str(segments[column].iloc[i])!r} is not {expected}"
+            )
+        segments[column] = values

@@ -10,11 +10,23 @@ import pandas as pd
 SEGMENT_COLUMNS = ("video", "label", "start", "end")
 
 
+def video_name(value: object) -> str:
+    """A video id or session key as the text both sides are compared by: 3, "3", " 3" and 3.0 give "3".
+
+    Why 3.0: a pandas column of ids that ever held a missing value is float, and str(3.0) is "3.0",
+    which would silently never match the ground truth's "3" and score every prediction 0.
+    """
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def as_segment_frame(rows: pd.DataFrame | Iterable, name: str, with_score: bool = False) -> pd.DataFrame:
     """Copy `rows` into a DataFrame with `video` (str), `label` (int), `start`, `end` (float)[, `score`].
 
-    Videos are compared as strings so that an id read as int from one file and as text from another
-    still match. Raises ValueError naming the table (`name`), the row and the field on bad input.
+    Videos are compared as text (`video_name`) so that an id read as int from one file, as float
+    from another and as text from a third still match. Raises ValueError naming the table
+    (`name`), the row and the field on bad input.
     """
     columns = list(SEGMENT_COLUMNS) + (["score"] if with_score else [])
     if isinstance(rows, pd.DataFrame):
@@ -25,7 +37,7 @@ def as_segment_frame(rows: pd.DataFrame | Iterable, name: str, with_score: bool 
     else:
         frame = pd.DataFrame([tuple(r)[: len(columns)] for r in rows], columns=columns)
     frame = frame.reset_index(drop=True)
-    frame["video"] = frame["video"].map(lambda v: str(v).strip())
+    frame["video"] = frame["video"].map(video_name)
     for column in columns[1:]:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float))

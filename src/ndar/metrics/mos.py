@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ndar.metrics.frames import as_segment_frame
+from ndar.metrics.frames import as_segment_frame, video_name
 from ndar.taxonomy import BACKGROUND, CLASSES
 
 TOLERANCE_S = 10.0
@@ -136,10 +136,10 @@ def mos_value(
     ends = ([r[3] for r in gt], [r[3] for r in pred])
     pred_groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(pred):
-        pred_groups.setdefault((str(r[0]), r[1]), []).append(i)
+        pred_groups.setdefault((video_name(r[0]), r[1]), []).append(i)
     gt_groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(gt):
-        gt_groups.setdefault((str(r[0]), r[1]), []).append(i)
+        gt_groups.setdefault((video_name(r[0]), r[1]), []).append(i)
     total, n_matched = 0.0, 0
     for key, gt_idx in gt_groups.items():
         if key in pred_groups:

@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["video", "label", "start", "end"]
 _SPLIT = re.compile(r"[,\s]+")
-_INT = re.compile(r"[+-]?\d+")
+# What a submission line may hold, ASCII only: Python's int()/float() would also take '+1', '1_0',
+# '1e1', 'nan' and non-ASCII digits, none of which is the official 'video_id activity_id start end'.
+_ID = re.compile(r"\d+", re.ASCII)
+_LABEL = re.compile(r"-?\d+", re.ASCII)  # a sign is read so that '-1' is reported as out of range
+_TIME = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 
 
 def _parse_line(text: str) -> tuple[tuple[int, int, float, float] | None, str | None]:
@@ -41,17 +45,13 @@ def _parse_line(text: str) -> tuple[tuple[int, int, float, float] | None, str | 
             f"expected 4 fields 'video_id activity_id start end', got {len(fields)}: {text.strip()!r}",
         )
     video, label = fields[0], fields[1]
-    if not _INT.fullmatch(video):
+    if not _ID.fullmatch(video):
         return None, f"video id {video!r} is not an integer"
-    if not _INT.fullmatch(label):
+    if not _LABEL.fullmatch(label):
         return None, f"activity id {label!r} is not an integer"
-    try:
-        start, end = float(fields[2]), float(fields[3])
-    except ValueError:
-        return None, f"start/end {fields[2]!r} {fields[3]!r} are not numbers"
-    if not (math.isfinite(start) and math.isfinite(end)):
-        return None, f"start/end {fields[2]!r} {fields[3]!r} are not finite numbers"
-    return (int(video), int(label), start, end), None
+    if not (_TIME.fullmatch(fields[2]) and _TIME.fullmatch(fields[3])):
+        return None, f"start/end {fields[2]!r} {fields[3]!r} are not numbers (seconds, e.g. 12 or 12.5)"
+    return (int(video), int(label), float(fields[2]), float(fields[3])), None
 
 
 def _lines(path: Path) -> list[str]:
@@ -93,6 +93,34 @@ def _round_half_up(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
+def _number(value: object) -> float:
+    """float(value) for a real number; NaN for anything else (text, None), so checks fail cleanly."""
+    if isinstance(value, (bool, str)) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _checked_row(i: int, row: tuple) -> tuple[int, int, float, float]:
+    """(video id, class, start, end) of one row to write; raises ValueError naming the row.
+
+    Why not int()/float() directly: a NaN class or a text time would raise a bare error naming
+    neither the row nor the field."""
+    video, label, start, end = row
+    where = f"submission row {i} ({video}, {label}, {start}, {end})"
+    if not _ID.fullmatch(str(video).strip()):
+        raise ValueError(f"{where}: video id must be an integer (map session keys to video ids first)")
+    number = _number(label)
+    if not (math.isfinite(number) and number.is_integer() and 0 <= number <= SCORED_CLASSES[-1]):
+        raise ValueError(f"{where}: class must be an integer in 0..{SCORED_CLASSES[-1]}")
+    start_s, end_s = _number(start), _number(end)
+    if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s < 0 or end_s < start_s:
+        raise ValueError(f"{where}: expected finite times with 0 <= start <= end")
+    return int(str(video).strip()), int(number), start_s, end_s
+
+
 def to_submission_rows(rows: pd.DataFrame | Iterable) -> pd.DataFrame:
     """The exact rows `write_submission` writes: integer seconds, classes 1..15, sorted, deduplicated.
 
@@ -100,21 +128,18 @@ def to_submission_rows(rows: pd.DataFrame | Iterable) -> pd.DataFrame:
     0..15, a negative or non-finite time, or end < start raises ValueError naming the row.
     """
     if isinstance(rows, pd.DataFrame):
+        missing = [c for c in COLUMNS if c not in rows.columns]
+        if missing:
+            raise ValueError(f"submission rows lack column(s) {missing}; expected columns {COLUMNS}")
         frame = rows[COLUMNS].copy()
     else:
         frame = pd.DataFrame([tuple(r)[:4] for r in rows], columns=COLUMNS)
     out = []
-    for i, (video, label, start, end) in enumerate(frame.itertuples(index=False, name=None)):
-        where = f"submission row {i} ({video}, {label}, {start}, {end})"
-        if not _INT.fullmatch(str(video).strip()):
-            raise ValueError(f"{where}: video id must be an integer (map session keys to video ids first)")
-        if int(label) != label or not 0 <= int(label) <= SCORED_CLASSES[-1]:
-            raise ValueError(f"{where}: class must be an integer in 0..{SCORED_CLASSES[-1]}")
-        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
-            raise ValueError(f"{where}: expected finite times with 0 <= start <= end")
-        if int(label) == BACKGROUND:
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        video, label, start, end = _checked_row(i, row)
+        if label == BACKGROUND:
             continue
-        out.append((int(str(video).strip()), int(label), _round_half_up(start), _round_half_up(end)))
+        out.append((video, label, _round_half_up(start), _round_half_up(end)))
     result = pd.DataFrame(out, columns=COLUMNS).astype(int)
     dropped = len(frame) - len(result)
     if dropped:
