@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -89,6 +90,22 @@ def test_bad_video_is_reported_and_the_rest_cached(synth_root: Path, tmp_path: P
         check_matches(tmp_path / "cache" / "rear", expected_settings(), samples)
 
 
+def test_two_videos_of_one_file_name_are_refused(synth_root: Path, tmp_path: Path) -> None:
+    """Shards are named by file name: a second video of the same name in another folder would
+    overwrite the first's shard while the build reported success."""
+    samples = load_clip_samples(synth_root, None, "rear", k=3)
+    video = sorted(samples["path"].unique())[0]
+    twin = tmp_path / "other_camera" / Path(video).name
+    twin.parent.mkdir()
+    twin.write_bytes(Path(video).read_bytes())
+    extra = samples[samples["path"] == video].iloc[:1].assign(path=str(twin))
+    clips = tmp_path / "clips_rear.csv"
+    pd.concat([samples, extra], ignore_index=True).to_csv(clips, index=False)
+    with pytest.raises(ValueError, match=rf"share the file name '{Path(video).stem}'"):
+        run(cache_config(None, tmp_path / "cache", clips=clips))
+    assert not (tmp_path / "cache" / "rear").exists()  # refused before any shard is written
+
+
 def expected_settings(**changes) -> dict:
     values = dict(
         num_frames=4, sampling_rate=1, img_size=32, crop_box=resolve_crop_box("synthetic", "rear"),
@@ -105,6 +122,28 @@ def test_a_cache_made_with_other_settings_is_refused(synth_root: Path, built: Pa
     assert "sampling_rate: cache 1, fine-tuning 2" in str(err.value) and "img_size" in str(err.value)
     with pytest.raises(ValueError, match="clip table"):
         check_matches(built / "rear", expected_settings(), samples.iloc[1:])
+
+
+def test_a_rebuild_killed_midway_leaves_no_manifest(synth_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """Rebuilt at another size and killed after one video, the folder holds shards of both sizes:
+    the old manifest must not stay behind to pass the old settings' check."""
+    from ndar.clipcache import build
+
+    run(cache_config(synth_root, tmp_path))
+    real, calls = build.cache_videos, []
+
+    def killed_after_one(tasks):
+        calls.append(tasks)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(tasks)
+
+    monkeypatch.setattr(build, "cache_videos", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run(cache_config(synth_root, tmp_path, img_size=16))
+    samples = load_clip_samples(synth_root, None, "rear", k=3)
+    with pytest.raises(FileNotFoundError, match="cache.json not found"):
+        check_matches(tmp_path / "rear", expected_settings(), samples)
 
 
 @pytest.mark.parametrize("resize", ["squash", "pad"])

@@ -118,6 +118,21 @@ def test_resume_with_other_settings_is_refused(shrink, finished_run, synth_root,
     assert (finished_run / "config.yaml").read_text() == config  # still describes the checkpoint
 
 
+@pytest.mark.slow
+def test_a_fresh_run_over_an_older_runs_later_tags_keeps_its_own(shrink, synth_root, driver_clips, tmp_path):
+    """resume=none where a killed run left epoch003/epoch004: the new run's tags are not pruned as
+    the oldest (which left `latest` naming a deleted folder); the replaced run's later tags go."""
+    from ndar.finetune import checkpoint as ckpt
+
+    out = tmp_path / "run"
+    keep = ["train.max_steps_per_epoch=1", "train.keep_checkpoints=2"]
+    _run(shrink, synth_root, driver_clips, out, "train.epochs=4", *keep)
+    (out / "metrics.json").unlink()  # as if killed after its last checkpoint
+    _run(shrink, synth_root, driver_clips, out, "train.epochs=2", "resume=none", *keep)
+    assert sorted(p.name for p in (out / "checkpoints").glob("epoch*")) == ["epoch001", "epoch002"]
+    assert ckpt.resume_folder(out / "checkpoints", "auto") == out / "checkpoints" / "epoch002"
+
+
 def _train_batches(shrink, root: Path, workers: int, epoch: int, tmp: Path) -> list[torch.Tensor]:
     """The clips of the first three batches of `epoch` through the engine's own training loader."""
     from ndar.finetune.data import build_datasets, finetune_spec

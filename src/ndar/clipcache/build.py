@@ -204,7 +204,21 @@ def view_tasks(cfg: ClipCacheConfig, view: str) -> tuple[list[VideoTask], pd.Dat
                 str(path), Path(str(path)).stem, records, out, settings, geometry, cfg.threads, cfg.overwrite
             )
         )
+    check_unique_stems(tasks, clips or cfg.root)
     return tasks, samples, settings, out
+
+
+def check_unique_stems(tasks: list[VideoTask], source) -> None:
+    """Shards are named by the video's file stem and clips keyed by its file name: two videos of one
+    name in other folders would overwrite each other's shard (and could swap frames), so refuse."""
+    seen: dict[str, str] = {}
+    for task in tasks:
+        if task.stem in seen:
+            raise ValueError(
+                f"{source}: videos {seen[task.stem]} and {task.path} share the file name {task.stem!r}; "
+                "the clip cache names shards by file name (rename one of them)"
+            )
+        seen[task.stem] = task.path
 
 
 def run(cfg: ClipCacheConfig) -> dict:
@@ -228,6 +242,9 @@ def run_many(cfgs: list[ClipCacheConfig]) -> list[dict]:
         for c in members:
             out = built[c][3]
             out.mkdir(parents=True, exist_ok=True)
+            # the manifest is the commit marker: a build killed midway (shards of mixed settings)
+            # must not leave the previous build's manifest vouching for the folder
+            (out / MANIFEST).unlink(missing_ok=True)
             # per view: the main job builds a cache's views in separate stages that may run together
             save_config(cfgs[c], out / "config.yaml")
         groups: dict[str, list[tuple[int, VideoTask]]] = {}  # one decode per video

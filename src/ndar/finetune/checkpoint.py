@@ -176,6 +176,11 @@ def tag_name(epoch: int) -> str:
     return f"epoch{epoch:03d}"
 
 
+def tag_epoch(tag: str) -> int:
+    """The epoch of tag `epochNNN` (the inverse of `tag_name`)."""
+    return int(tag.removeprefix("epoch"))
+
+
 def save_checkpoint(
     engine, ckpt_dir: Path, epoch: int, cfg, rank: int, world_size: int, sampler_generator, barrier
 ) -> Path:
@@ -284,12 +289,20 @@ def load_checkpoint(engine, folder: Path, rank: int, world_size: int) -> tuple[i
     return int(trainer["epoch"]), decode_tree(skeleton["rng"], tensors, "rng")
 
 
-def prune(ckpt_dir: Path, keep: int) -> None:
-    """Delete all but the newest `keep` complete tags (and any leftover partial folder)."""
+def prune(ckpt_dir: Path, keep: int, current: str | None = None) -> None:
+    """Delete all but the newest `keep` complete tags (and any leftover partial folder).
+
+    `current` is the tag just saved (the one `latest` names). Tags after it belong to a run this one
+    replaced (resume=none, or resumed from an earlier tag) and go too: counted as the newest, they
+    would push `current` out and leave `latest` naming a deleted folder.
+    """
     for partial in ckpt_dir.glob("epoch*.partial"):
         shutil.rmtree(partial, ignore_errors=True)
     if keep <= 0:
         return
-    tags = sorted(p for p in ckpt_dir.glob("epoch*") if p.is_dir() and TAG_PATTERN.fullmatch(p.name))
-    for old in tags[:-keep]:
+    tags = [p for p in ckpt_dir.glob("epoch*") if p.is_dir() and TAG_PATTERN.fullmatch(p.name)]
+    tags.sort(key=lambda p: tag_epoch(p.name))  # by number: epoch1000 after epoch999
+    stale = [p for p in tags if current is not None and tag_epoch(p.name) > tag_epoch(current)]
+    tags = [p for p in tags if p not in stale]
+    for old in stale + tags[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -354,6 +354,9 @@ def check_samples(samples: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in samples.columns]
     if missing:
         raise ValueError(f"{source}: clip table lacks column(s) {missing}; expected {list(REQUIRED_COLUMNS)}")
+    samples = samples.copy()
+    for column in ("label", "start", "end", "fold"):
+        samples[column] = numeric_column(samples[column], source, column, integer=column in ("label", "fold"))
     bad_label = samples[(samples["label"] < 0) | (samples["label"] >= taxonomy.NUM_CLASSES)]
     if len(bad_label):
         row = bad_label.index[0]
@@ -367,6 +370,19 @@ def check_samples(samples: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}: row {row}: end {bad_time.iloc[0]['end']} < start {bad_time.iloc[0]['start']}"
         )
     return samples
+
+
+def numeric_column(values: pd.Series, source: str, column: str, integer: bool) -> pd.Series:
+    """`values` as numbers; a blank or non-numeric cell (a NaN time would only fail later, in a loader
+    worker, naming neither file nor row) is a ValueError naming the row and the column."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers % 1 != 0 if integer else False)
+    if bad.any():
+        row = bad[bad].index[0]
+        kind = "an integer" if integer else "a number (seconds)"
+        shown = "(blank)" if pd.isna(values[row]) else repr(str(values[row]))
+        raise ValueError(f"{source}: row {row}: {column} {shown} is not {kind}")
+    return numbers.astype(np.int64) if integer else numbers.astype(np.float64)
 
 
 def load_clip_samples(

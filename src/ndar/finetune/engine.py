@@ -359,11 +359,11 @@ def sampler_generator(loader: DataLoader) -> torch.Generator | None:
 
 def save_training(engine, loader, cfg: FinetuneConfig, ckpt_dir: Path, epoch: int, dist: DistInfo) -> None:
     """Checkpoint `epochNNN` (every rank takes part); older tags beyond `keep_checkpoints` removed."""
-    ckpt.save_checkpoint(
+    saved = ckpt.save_checkpoint(
         engine, ckpt_dir, epoch, cfg, dist.rank, dist.world_size, sampler_generator(loader), barrier
     )
     if dist.is_main:
-        ckpt.prune(ckpt_dir, cfg.train.keep_checkpoints)
+        ckpt.prune(ckpt_dir, cfg.train.keep_checkpoints, saved.name)
     barrier()
 
 
