@@ -152,6 +152,19 @@ def test_a_pair_whose_npz_was_replaced_is_redone(tmp_path):
     np.testing.assert_array_equal(read_features(npz)["features"], arrays["features"])
 
 
+@pytest.mark.slow
+def test_a_pair_made_with_the_other_resize_rule_is_redone(tmp_path):
+    """resize_on_decode changes the pixels the model sees: a resume must not keep the other rule's files."""
+    data = tmp_path / "data"
+    make_video(video_path(data, "2001", 1, "Rear_view"), 40)
+    folder = demo_model_folder(tmp_path / "a", seed=1)
+    out = tmp_path / "out"
+    run(config(data, folder, out, resize_on_decode=True))
+    summary = run(config(data, folder, out, resize_on_decode=False))
+    assert summary["done"] == 1 and summary["skipped"] == 0
+    assert json.loads(next(out.glob("demo/rear/*.json")).read_text())["resize"] == "torch-bilinear-antialias"
+
+
 def test_model_folder_of_another_architecture_names_the_folder(tmp_path):
     """model.json says one architecture, model.safetensors holds another: one line naming the
     folder and the mismatch, not torch's multi-line size-mismatch report."""

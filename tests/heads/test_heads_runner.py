@@ -146,6 +146,18 @@ def test_fold_models_trained_with_other_settings_are_not_reused(synthetic_datase
     assert "folds: 2" in (out / "config.yaml").read_text().splitlines()
 
 
+def test_predict_refuses_settings_other_than_the_models_were_trained_with(synthetic_dataset, tmp_path):
+    """Another fold_seed would let a fold model predict drivers it trained on, and recording it in
+    config.yaml would let a later `heads train` resume those models as if trained that way."""
+    ds, out = synthetic_dataset, tmp_path / "run"
+    run_train(tiny_config(ds, out, only_folds="[0]"))
+    with pytest.raises(SettingsChanged, match=r"heads predict: .* other settings \(fold_seed: 0 -> 1\)"):
+        run_predict(tiny_config(ds, out, only_folds="[0]", fold_seed=1))
+    assert "fold_seed: 0" in (out / "config.yaml").read_text().splitlines()
+    with pytest.raises(SettingsChanged, match=r"fold_seed: 0 -> 1"):
+        run_train(tiny_config(ds, out, only_folds="[0]", fold_seed=1))
+
+
 def test_features_remade_with_the_same_settings_retrain_the_folds(synthetic_dataset, tmp_path):
     """Resume keys on the feature files too: re-extracted or re-merged features with unchanged
     settings must not leave predictions made from the old ones."""

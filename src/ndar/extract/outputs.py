@@ -25,10 +25,17 @@ def feature_paths(out: Path, track: str, view: str, stem: str) -> tuple[Path, Pa
 
 
 def is_complete(
-    npz_path: Path, json_path: Path, checkpoint_sha256: str, window: dict, augment: dict | None = None
+    npz_path: Path,
+    json_path: Path,
+    checkpoint_sha256: str,
+    window: dict,
+    augment: dict | None = None,
+    resize: str | None = None,
 ) -> bool:
     """True when a finished pair exists that was made by the same checkpoint, window and augmented-copy
-    settings (`augment` None: no copies, and a pair made without copies has no "augment" key)."""
+    settings (`augment` None: no copies, and a pair made without copies has no "augment" key) and,
+    when `resize` is given, the same resize rule (its sidecar's "resize": swscale on decode and torch
+    after decoding give other pixels, so a resume must not keep the other rule's features)."""
     if not (npz_path.is_file() and json_path.is_file()):
         return False
     try:
@@ -40,8 +47,11 @@ def is_complete(
         meta.get("checkpoint_sha256") != checkpoint_sha256
         or meta.get("window") != window
         or meta.get("augment") != augment
+        or (resize is not None and meta.get("resize") != resize)
     ):
-        log.info("%s: made with another checkpoint, window or augment settings; recomputing", json_path)
+        log.info(
+            "%s: made with another checkpoint, window, augment or resize setting; recomputing", json_path
+        )
         return False
     if meta.get("npz_sha256") != sha256_file(npz_path):
         log.warning("%s: the npz beside it is not the one it describes; recomputing", json_path)

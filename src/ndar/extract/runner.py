@@ -266,7 +266,7 @@ def output_meta(
         "subtract_video_mean": bool(spec.subtract_video_mean),
         "mean": list(spec.mean),
         "std": list(spec.std),
-        "resize": "decode-swscale-bilinear" if cfg.resize_on_decode else "torch-bilinear-antialias",
+        "resize": resize_record(cfg),
         "crop_box": list(spec.crop_box),
         "resize_rule": backbone.geometry.resize,
         "decoded_size": list(backbone.plan.scaled),
@@ -279,6 +279,11 @@ def output_meta(
         "feature_dim": int(feats.shape[1]),
         "ndar_version": ndar.__version__,
     } | augment_record(cfg)
+
+
+def resize_record(cfg: ExtractConfig) -> str:
+    """The sidecar's "resize" entry: how frames were brought to the model's size."""
+    return "decode-swscale-bilinear" if cfg.resize_on_decode else "torch-bilinear-antialias"
 
 
 def augment_record(cfg: ExtractConfig) -> dict:
@@ -296,7 +301,8 @@ def extract_job(
     todo = [
         i
         for i, b in enumerate(backbones)
-        if cfg.overwrite or not is_complete(*paths[i], b.sha256, b.window.to_dict(), aug_meta)
+        if cfg.overwrite
+        or not is_complete(*paths[i], b.sha256, b.window.to_dict(), aug_meta, resize_record(cfg))
     ]
     if not todo:
         return JobResult("skipped")

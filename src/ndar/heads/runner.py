@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ndar.config import save_config, to_dict
+from ndar.config import describe_changes, dict_changes, save_config, to_dict
 from ndar.data.folds import assign_folds
 from ndar.formats.predictions import read_predictions, segments_frame, write_predictions
 from ndar.heads.base import FeatureVideo, HeadOutput, build_head, check_output
 from ndar.heads.config import HeadsConfig, head_config
 from ndar.postprocess.softnms import batched_soft_nms
-from ndar.resume import refuse_other_settings, saved_settings
+from ndar.resume import SettingsChanged, refuse_other_settings, saved_settings
 from ndar.utils.io import read_json, write_json
 from ndar.utils.logging import setup_logging
 from ndar.utils.progress import progress as tqdm
@@ -386,6 +386,33 @@ def check_same_settings(cfg: HeadsConfig) -> None:
         shutil.rmtree(folds)
 
 
+# Keys that only shape how the fold models' outputs are pooled and scored: predict may change them.
+PREDICT_ONLY_KEYS = (
+    "predict_test",
+    "merge_sigma",
+    "max_segments",
+    "tious",
+    "curve_threshold",
+    "curve_smooth",
+)
+
+
+def check_trained_settings(cfg: HeadsConfig) -> None:
+    """`heads predict` reuses the fold models as they are, so it takes the settings they were trained
+    with (config.yaml): with others (say another fold_seed, which would let a model predict drivers
+    it trained on) it would write predictions they do not describe and record those settings as the
+    models', so a later `heads train` would resume them as if trained that way."""
+    saved = saved_settings(Path(cfg.out) / "config.yaml")
+    if saved is None:
+        return
+    changes = dict_changes(saved, resolved(cfg), ("only_folds", "out", "overwrite", *PREDICT_ONLY_KEYS))
+    if changes:
+        raise SettingsChanged(
+            f"heads predict: the fold models in {cfg.out} were trained with other settings "
+            f"({describe_changes(changes)}): predict with those, or train again (heads train overwrite=true)"
+        )
+
+
 def start_run(cfg: HeadsConfig) -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -451,6 +478,7 @@ def run_train(cfg: HeadsConfig) -> dict:
 
 def run_predict(cfg: HeadsConfig) -> dict:
     """`heads predict`: reload the trained fold models and rewrite the predictions (e.g. new A2 features)."""
+    check_trained_settings(cfg)
     start_run(cfg)
     a1, a2 = load_videos(cfg)
     return run_folds(cfg, a1, a2, retrain=False)
