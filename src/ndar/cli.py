@@ -89,10 +89,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     one line; a traceback would only hide the message. Anything else is a bug and keeps its traceback."""
     from ndar.backbones.checkpoint import CheckpointError
     from ndar.config import ConfigError
+    from ndar.resume import SettingsChanged
 
     return (
         ConfigError,
         CheckpointError,
+        SettingsChanged,  # a resume over outputs of other settings: the message lists what differs
         FileNotFoundError,
         NotADirectoryError,
         IsADirectoryError,

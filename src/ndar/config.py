@@ -89,8 +89,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         args = typing.get_args(tp)
-        val_tp = args[1] if len(args) == 2 else Any
-        return {k: _coerce(val_tp, v, f"{where}.{k}") for k, v in value.items()}
+        key_tp, val_tp = args if len(args) == 2 else (Any, Any)
+        return {_key(key_tp, k, where): _coerce(val_tp, v, f"{where}.{k}") for k, v in value.items()}
     if tp is Path:
         return Path(str(value))
     if tp is bool:
@@ -119,6 +119,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected one of {typing.get_args(tp)}, got {value!r}")
         return value
     return value
+
+
+def _key(tp: Any, key: Any, where: str) -> Any:
+    """A mapping key converted to the key type. Why: a dotted override (`priors.class_thresholds.3=0.2`)
+    or a quoted YAML key gives the string "3", which an int-keyed lookup would silently never find."""
+    if tp is int and isinstance(key, str) and _INT_KEY.fullmatch(key.strip()):
+        key = int(key)
+    return _coerce(tp, key, f"{where} key {key!r}")
+
+
+_INT_KEY = re.compile(r"[+-]?\d+")
 
 
 def check_value(tp: Any, value: Any, where: str) -> Any:

@@ -206,6 +206,9 @@ class Executor:
         if stage.outputs:
             with self.lock:
                 self.group_ran = True
+        # a stage re-run because something before it ran may fail: its old record must not then let
+        # the next invocation skip it as finished, over outputs made from the old inputs
+        self.plan.layout.stage_record(stage.name).unlink(missing_ok=True)
         result = self.runner(stage, self.stage_nproc(stage))
         seconds, peak = float(result), getattr(result, "peak_rss_mib", None)
         with self.lock:
@@ -213,6 +216,8 @@ class Executor:
                 self.peak_rss_mib[stage.name] = peak
             if done is None:
                 self.record_finished(stage, seconds, peak)
+            else:  # put the record back as it was: its time is still the time the work took
+                write_json(self.plan.layout.stage_record(stage.name), done)
             # a finished stage re-run only because something before it ran mostly resumes: its
             # recorded time is still the time its work took
             self.timings[stage.name] = seconds if done is None else done["seconds"]

@@ -151,3 +151,18 @@ def test_a_missing_base_names_the_file(tmp_path):
     (tmp_path / "c.yaml").write_text("_base_: nowhere.yaml\n")
     with pytest.raises(ConfigError, match="config file not found: .*nowhere.yaml"):
         load_config(Cfg, tmp_path / "c.yaml")
+
+
+@dataclass
+class Keyed:
+    per_class: dict[int, float] = field(default_factory=dict)
+
+
+def test_int_keyed_mappings_take_dotted_and_quoted_keys_and_refuse_others(tmp_path):
+    """A dotted override or a quoted YAML key gives "3": kept as a string, an int lookup never finds it."""
+    assert load_config(Keyed, None, ["per_class.3=0.9"]).per_class == {3: 0.9}
+    path = tmp_path / "k.yaml"
+    path.write_text("per_class: {'4': 0.5, 5: 1}\n")
+    assert load_config(Keyed, path).per_class == {4: 0.5, 5: 1.0}
+    with pytest.raises(ConfigError, match=r"per_class key 'x': expected an integer"):
+        load_config(Keyed, None, ["per_class={x: 1}"])

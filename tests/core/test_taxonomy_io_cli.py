@@ -152,3 +152,14 @@ def test_overrides_are_taken_anywhere_on_the_line():
     add_arguments(parser)
     args = parse_command_line(parser, ["a=1", "--config", "X", "name=y", "--no-notebooks", "b.c=[1]"])
     assert args.config == "X" and args.overrides == ["a=1", "name=y", "b.c=[1]"] and args.no_notebooks
+
+
+def test_a_resume_over_other_settings_is_one_line_listing_the_changes(capsys, tmp_path):
+    from ndar.config import load_config, save_config
+    from ndar.ensemble.config import EnsembleConfig
+
+    where = [f"out_dir={tmp_path}", "run_name=r"]
+    save_config(load_config(EnsembleConfig, None, [*where, "seed=5"]), tmp_path / "r" / "config.yaml")
+    assert main(["ensemble", "--config", "configs/ensemble/default.yaml", *where]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "seed: 5 -> 0" in err and "overwrite=true" in err

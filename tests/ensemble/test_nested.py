@@ -123,3 +123,34 @@ def test_min_gain_cuts_changes(six_drivers):
 def test_unknown_level_is_refused():
     with pytest.raises(ValueError, match="tuning level 'all'"):
         nested.level_config(SMALL, "all")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tuning.levels=[none, weigths]", r"tuning.levels \['none', 'weigths'\]: expected one or more of"),
+        ("tuning.levels=[]", r"tuning.levels \[\]: expected one or more of"),
+        ("tuning.nested_folds=1", r"tuning.nested_folds=1: use 0 \(off\) or k >= 2"),
+    ],
+)
+def test_bad_levels_and_folds_are_refused_when_the_config_loads(override, message):
+    """Not after the sources are read and the stacker is fitted (the end of the main job)."""
+    from ndar.config import ConfigError, load_config
+    from ndar.ensemble.config import EnsembleConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(EnsembleConfig, None, [override])
+
+
+def test_segment_fusion_alone_is_tuned_on_the_sessions_it_predicts(six_drivers):
+    """Curve fusion and the stacker off (a setting the config accepts): the fused segments are the
+    only predictions, and the tuner must still find every session to score."""
+    import pandas as pd
+
+    from ndar.postprocess.simple import one_segment_per_class
+
+    curves, truth = six_drivers
+    rows = [(k, *seg) for k, c in curves["src0"].items() for seg in one_segment_per_class(c, threshold=0.2)]
+    segments = pd.DataFrame(rows, columns=["video", "label", "start", "end", "score"])
+    tuned, _, summary = choose_and_tune({}, segments, truth, EnsembleParams(segment_weight=1.0), SMALL, 0)
+    assert tuned.segment_weight > 0 and 0.0 < summary["levels"]["priors"]["nested_mOS"] <= 1.0

@@ -251,3 +251,21 @@ def test_an_empty_test_prediction_is_refused_with_the_reason(tmp_path):
         check_not_empty(empty, EnsembleParams(), history, tmp_path)
     one = pd.DataFrame([("s_1", 3, 1.0, 4.0, 0.5)], columns=empty.columns)
     check_not_empty(one, EnsembleParams(), history, tmp_path)  # a single segment is enough
+
+
+def test_a_failed_overwrite_leaves_no_done_record_for_a_resume_to_skip_on(tmp_path):
+    """A run redone with other settings (overwrite=true) that fails must not let a resume with those
+    settings skip on the earlier run's done.json: that would return the old result as theirs."""
+    from ndar.config import save_config
+    from ndar.ensemble.config import EnsembleConfig
+    from ndar.ensemble.stage import inputs_digest
+    from ndar.utils.io import write_json
+
+    old = EnsembleConfig(run_name="r", out_dir=tmp_path, seed=0)
+    save_config(old, tmp_path / "r" / "config.yaml")
+    write_json(tmp_path / "r" / "done.json", {"result": {"old": True}, "inputs_sha256": inputs_digest(old)})
+    new = dataclasses.replace(old, seed=1, overwrite=True)
+    with pytest.raises(ValueError, match="lists no sources"):  # fails after taking over the folder
+        run(new)
+    with pytest.raises(ValueError, match="lists no sources"):  # the resume redoes it, no old result
+        run(dataclasses.replace(new, overwrite=False))

@@ -309,3 +309,37 @@ def test_plan_groups_independent_stages_and_chains_files(tmp_path, monkeypatch):
         for path in stage.inputs:
             assert path in made or any(path == p.parent for p in made), (stage.name, path)
         made |= set(stage.outputs) | {p.parent for p in stage.outputs}
+
+
+def test_a_stage_that_failed_on_a_rerun_is_not_skipped_next_time(tmp_path, monkeypatch):
+    """A finished stage re-run because a stage before it ran, and failing, is run again by the next
+    invocation: its record from before must not count it as done over outputs of the old inputs."""
+    monkeypatch.chdir(REPO)
+    cfg = load_config(
+        MainConfig,
+        REPO / "configs" / "main" / "synthetic.yaml",
+        [f"runs_dir={tmp_path / 'runs'}", f"submissions_dir={tmp_path / 'subs'}", "jobs=1"]
+        + ["tracks=[k400_vith]", "views=[rear]", "notebooks=false", f"synth.out={tmp_path / 'data'}"],
+    )
+    ran, failing = [], set()
+
+    def runner(stage: Stage, nproc: int) -> float:
+        ran.append(stage.name)
+        if stage.name in failing:
+            raise StageError(f"stage '{stage.name}' failed")
+        for path in stage.outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        return 1.0
+
+    Executor(build_plan(cfg), runner=runner).run()
+    build_plan(cfg).stages[0].outputs[0].unlink()  # the first stage has work again: all after it re-run
+    failing.add("ensemble")
+    with pytest.raises(StageError, match="'ensemble' failed"):
+        Executor(build_plan(cfg), runner=runner).run()
+    ran.clear()
+    failing.clear()
+    resumed = Executor(build_plan(cfg), runner=runner)
+    resumed.run()
+    assert "ensemble" in ran and "ensemble" not in resumed.skipped
+    assert resumed.timings["ensemble"] == 1.0

@@ -26,16 +26,14 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from ndar.data.folds import assign_folds
-from ndar.ensemble.tuning import EnsembleParams, TuningConfig, predict, tune
+from ndar.ensemble.tuning import LEVELS, EnsembleParams, TuningConfig, predict, scored_keys, tune
 from ndar.metrics.mos import mos_value
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("none", "priors", "weights", "class_thresholds")
 Truth = dict[str, list[tuple[int, float, float]]]
 
 
@@ -57,11 +55,6 @@ def level_config(cfg: TuningConfig, level: str) -> TuningConfig | None:
     if level == "weights":
         return dataclasses.replace(cfg, per_class_thresholds=False, per_class_weights=False)
     return dataclasses.replace(cfg, per_class_thresholds=True)
-
-
-def scored_keys(curves: dict[str, dict[str, np.ndarray]], truth: Truth) -> list[str]:
-    """A1 sessions the tuner scores: with ground truth and a curve of at least one source."""
-    return sorted(k for k in truth if any(k in c for c in curves.values()))
 
 
 def driver_splits(keys: list[str], k: int, seed: int) -> list[tuple[list[str], list[str]]]:
@@ -109,7 +102,7 @@ def nested_estimate(
     curves, segments, truth: Truth, start: EnsembleParams, cfg: TuningConfig, level: str, seed: int
 ) -> LevelEstimate:
     """Tune `level` on k-1 driver folds, predict the held-out fold; pooled and per-fold mOS."""
-    keys = scored_keys(curves, truth)
+    keys = scored_keys(curves, truth, segments)
     preds, fold_scores, inner = [], [], []
     for train_keys, held in driver_splits(keys, cfg.nested_folds, seed):
         params, history = tune_level(
@@ -175,7 +168,7 @@ def choose_and_tune(
     estimates = [nested_estimate(curves, segments, truth, start, cfg, lv, seed) for lv in cfg.levels]
     level, reason = choose_level(estimates, cfg.level_margin)
     tuned, history = tune_level(curves, segments, truth, start, cfg, level, seed)
-    keys = scored_keys(curves, truth)
+    keys = scored_keys(curves, truth, segments)
     chosen = next(e for e in estimates if e.level == level)
     summary = {
         "level": level,

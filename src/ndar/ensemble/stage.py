@@ -396,6 +396,9 @@ def run(cfg: EnsembleConfig) -> dict:
     if should_skip("ensemble", run_dir, cfg, saved, complete, cfg.overwrite, RESUME_IGNORED):
         return read_json(done_path)["result"]
     run_dir.mkdir(parents=True, exist_ok=True)
+    # a done.json left by an earlier run must not outlive this one: if this run fails, a resume with
+    # its settings would otherwise find that record (same inputs) and skip, returning the old result
+    done_path.unlink(missing_ok=True)
     save_config(cfg, run_dir / "config.yaml")
 
     timings: dict[str, float] = {}
@@ -419,7 +422,7 @@ def run(cfg: EnsembleConfig) -> dict:
     tuned, history, selection = choose_and_tune(oof.curves, oof.segments, truth, start, cfg.tuning, cfg.seed)
     write_json(run_dir / "tuning_selection.json", selection)
     atomic_write_text(run_dir / "tuned.yaml", yaml.safe_dump(to_dict(tuned), sort_keys=False))
-    pd.DataFrame(history).to_csv(run_dir / "tuning_history.csv", index=False)
+    atomic_write_text(run_dir / "tuning_history.csv", pd.DataFrame(history).to_csv(index=False))
     lap("tuning_s")
 
     oof_pred = predict(oof.curves, oof.segments, tuned)
@@ -436,7 +439,7 @@ def run(cfg: EnsembleConfig) -> dict:
         + ensemble_rows(oof, test, start, tuned, truth, test_truth)
         + nested_rows(selection)
     )
-    table.to_csv(run_dir / "report.csv", index=False, float_format="%.6f")
+    atomic_write_text(run_dir / "report.csv", table.to_csv(index=False, float_format="%.6f"))
     write_json(run_dir / "report.json", table.to_dict(orient="records"))
     lap("comparison_table_s")
     report = write_report(cfg, run_dir, table, oof_pred, test_pred, truth, test_truth, ids, selection)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ndar.config import ConfigError
 from ndar.ensemble.fusion import fuse_curves
 from ndar.metrics.mos import mos_value
 from ndar.postprocess.priors import PriorParams, candidates_from_curve, finish_segments, segments_priors
@@ -27,6 +28,7 @@ from ndar.taxonomy import NUM_CLASSES, SCORED_CLASSES
 log = logging.getLogger(__name__)
 
 SEGMENT_COLUMNS = ["video", "label", "start", "end", "score"]
+LEVELS = ("none", "priors", "weights", "class_thresholds")  # levels of freedom (ndar.ensemble.nested)
 
 
 @dataclass
@@ -80,6 +82,14 @@ class TuningConfig:
     one with the best nested estimate, a freer one only if it wins by more than `level_margin`"""
     level_margin: float = 0.0
     """how much (nested mOS) a freer level must beat a simpler one by to be kept"""
+
+    def __post_init__(self) -> None:
+        """Refused when loaded: the stage would otherwise fail only after the sources and the stacker."""
+        unknown = [level for level in self.levels if level not in LEVELS]
+        if unknown or not self.levels:
+            raise ConfigError(f"levels {self.levels}: expected one or more of {list(LEVELS)}")
+        if self.nested_folds == 1 or self.nested_folds < 0:
+            raise ConfigError(f"nested_folds={self.nested_folds}: use 0 (off) or k >= 2")
 
 
 @dataclass
@@ -294,6 +304,17 @@ class OofScorer:
         return mos_value(self.gt, [row[:4] for row in rows])
 
 
+def scored_keys(
+    curves: dict[str, dict[str, np.ndarray]], truth: dict, segments: pd.DataFrame | None = None
+) -> list[str]:
+    """A1 sessions the tuner scores: with ground truth and a curve of some source or a fused segment.
+
+    Why the segments: with curve fusion and the stacker off they are the only predictions, and a
+    rule on curves alone left no session to tune on."""
+    predicted = set(segments["video"].astype(str)) if segments is not None else set()
+    return sorted(k for k in truth if k in predicted or any(k in c for c in curves.values()))
+
+
 def _usable(params: EnsembleParams, sources: list[str]) -> bool:
     return params.segment_weight > 0 or any(params.weight_vector(n).sum() > 0 for n in sources)
 
@@ -308,7 +329,7 @@ def tune(
     rounds: int | None = None,
 ) -> tuple[EnsembleParams, list[dict]]:
     """(best params, history rows {round, parameter, value, mOS}) by coordinate ascent on OOF mOS."""
-    keys = sorted(k for k in ground_truth if any(k in c for c in curves.values()))
+    keys = scored_keys(curves, ground_truth, fused_segments)
     if not keys:
         raise ValueError("tuning: no OOF session has both predictions and ground truth")
     scorer = OofScorer(curves, fused_segments, ground_truth, keys)
