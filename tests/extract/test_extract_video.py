@@ -114,3 +114,37 @@ def test_bad_files_raise_video_error(tmp_path: Path) -> None:
         list(iter_frames(junk))
     with pytest.raises(VideoError, match="junk.mp4"):
         list(iter_frames(junk, convert_threads=2))
+
+
+def test_a_header_without_a_frame_size_is_a_video_error(clip: Path, monkeypatch) -> None:
+    """A stream declaring a 0x0 frame (a broken header) is reported as that file's error, which a
+    run skips and lists, not a ZeroDivisionError in the geometry that stops the whole run. No encoder
+    writes such a header, so the real file's opened stream is shown through a view that zeroes its size."""
+    import importlib
+    from types import SimpleNamespace
+
+    probe_module = importlib.import_module("ndar.video.probe")
+    real_open = probe_module.av.open
+
+    class ZeroSized:
+        """The opened container, its first video stream's codec context reporting a 0x0 frame."""
+
+        def __init__(self, container):
+            self.container, stream = container, container.streams.video[0]
+            codec = SimpleNamespace(width=0, height=0)
+            view = SimpleNamespace(
+                average_rate=stream.average_rate, guessed_rate=stream.guessed_rate, frames=stream.frames,
+                duration=stream.duration, time_base=stream.time_base, codec_context=codec,
+            )  # fmt: skip
+            self.streams, self.duration = SimpleNamespace(video=[view]), container.duration
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+    assert probe(clip).width == WIDTH  # the real header first
+    monkeypatch.setattr(probe_module.av, "open", lambda *a, **k: ZeroSized(real_open(*a, **k)))
+    with pytest.raises(VideoError, match=r"clip.mp4: the video stream declares a 0x0 frame"):
+        probe(clip)

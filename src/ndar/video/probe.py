@@ -52,11 +52,14 @@ def probe(path: str | Path) -> VideoInfo:
             fps = float(rate) if rate else 0.0
             duration = _stream_duration(stream, container)
             num_frames = int(stream.frames) if stream.frames else int(round(duration * fps))
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            if width <= 0 or height <= 0:  # a broken header: every geometry after it would divide by 0
+                raise VideoError(f"{path}: the video stream declares a {width}x{height} frame")
             return VideoInfo(
                 fps=fps,
                 num_frames=num_frames,
-                width=int(stream.codec_context.width),
-                height=int(stream.codec_context.height),
+                width=width,
+                height=height,
                 duration=duration,
             )
     except av.error.FFmpegError as err:
