@@ -146,3 +146,16 @@ def test_fill_missing_classes_with_their_best_window():
     assert spans(curve_to_segments(curve, params)) == [(4, 10, 20), (7, 30, 36)]
     off = PriorParams(**{**PLAIN, "threshold": 0.3})
     assert spans(curve_to_segments(curve, off)) == [(4, 10, 20)]
+
+
+@pytest.mark.parametrize("override", ["priors.class_thresholds={99: 0.9}", "priors.class_min_dur.0=2"])
+def test_per_class_settings_of_unscored_classes_are_refused(override):
+    """A per-class setting for no scored class would silently change nothing."""
+    from ndar.config import ConfigError, load_config
+    from ndar.ensemble.config import EnsembleConfig
+
+    with pytest.raises(ConfigError, match=r"class id\(s\) \[(99|0)\] are not scored classes \(1..15\)"):
+        load_config(EnsembleConfig, None, [override])
+    assert (
+        load_config(EnsembleConfig, None, ["priors.class_thresholds.3=0.9"]).priors.class_threshold(3) == 0.9
+    )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ndar.config import ConfigError
 from ndar.postprocess.simple import runs_above, smooth_curve
 from ndar.taxonomy import NUM_CLASSES, SCORED_CLASSES
 
@@ -70,6 +71,17 @@ class PriorParams:
     """cut lower-scored segments where they overlap higher-scored ones"""
     integer_seconds: bool = True
     """round boundaries to whole seconds"""
+
+    def __post_init__(self) -> None:
+        """Per-class maps name scored classes: a typo'd id (99, or 0 = normal driving, never a
+        segment) would otherwise be a setting that silently changes nothing."""
+        for name in ("class_thresholds", "class_min_dur", "class_max_dur"):
+            unknown = sorted(k for k in getattr(self, name) if k not in SCORED_CLASSES)
+            if unknown:
+                raise ConfigError(
+                    f"{name}: class id(s) {unknown} are not scored classes "
+                    f"({SCORED_CLASSES[0]}..{SCORED_CLASSES[-1]})"
+                )
 
     def class_threshold(self, label: int) -> float:
         return float(self.class_thresholds.get(label, self.threshold))
