@@ -81,6 +81,27 @@ def test_baseline_rejects_a_missing_view(tiny_dataset, tmp_path):
         run(cfg)
 
 
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"fusion": "Late"}, r"baseline\.fusion: expected one of \('late', 'early'\), got 'Late'"),
+        ({"classifier": "rf"}, r"baseline\.classifier: expected one of"),
+        ({"views": []}, r"baseline\.views: expected distinct views"),
+        ({"views": ["rearview"]}, r"baseline\.views: .*got \['rearview'\]"),
+        ({"oof_folds": 1}, r"baseline\.oof_folds: expected 0 \(off\) or >= 2"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_anything_is_written(tmp_path, bad, match):
+    from ndar.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=match):
+        from_dict(BaselineConfig, {"out": str(tmp_path / "bl"), **bad}, "baseline")
+    if "views" not in bad and "oof_folds" not in bad:  # checked on construction: run never sees them
+        with pytest.raises(ConfigError, match=match):
+            run(BaselineConfig(data_root=tmp_path / "none", out=tmp_path / "bl", **bad))
+    assert not (tmp_path / "bl").exists()  # no recorded settings that would refuse the corrected run
+
+
 def test_per_second_features_average_each_second():
     fps = 4.0
     frames = np.zeros((10, 2, 3), dtype=np.float32)  # 2.5 s

@@ -4,6 +4,7 @@ determinism, A2 ground truth, and the body model's class motions."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import shutil
@@ -192,6 +193,60 @@ def test_overwrite_replaces_a_dataset_of_other_settings(dataset, tmp_path):
     generate(SynthConfig(out=copy, seed=4, workers=1, overwrite=True, **(TINY | {"views": ["rear"]})))
     assert read_json(copy / "synth.json")["config"]["seed"] == 4
     assert not list(copy.rglob("*Dashboard*"))  # the other dataset's files are gone
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"crf": 99}, r"synth: crf must be in 0\.\.51 \(x264\), got 99"),
+        ({"preset": "ultrafst"}, r"synth: preset must be one of \[.*'ultrafast'.*\], got 'ultrafst'"),
+        ({"min_activity_s": 0}, r"synth: min_activity_s must be >= 1, got 0"),
+        ({"amp_low": 2.0}, r"synth: need 0 <= amp_low <= amp_high, got 2\.0 and 1\.1"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path, bad, match):
+    with pytest.raises(ValueError, match=match):
+        generate(SynthConfig(out=tmp_path / "data", workers=1, **(TINY | bad)))
+    assert not (tmp_path / "data").exists()
+
+
+def _interrupted(out: Path, monkeypatch, **settings) -> None:
+    """A run of `settings` killed while rendering its second session (the first one's videos written)."""
+    gen = importlib.import_module("ndar.synth.generate")  # `ndar.synth.generate` is also the function
+    rendered = []
+
+    def render(cfg, plan, *resume):
+        if rendered:
+            raise KeyboardInterrupt
+        rendered.append(plan)
+        return real(cfg, plan, *resume)
+
+    real = gen.render_session
+    monkeypatch.setattr(gen, "render_session", render)
+    with pytest.raises(KeyboardInterrupt):
+        generate(SynthConfig(out=out, workers=1, **settings))
+    monkeypatch.setattr(gen, "render_session", real)
+    assert list(out.rglob("*.MP4")) and not (out / "synth.json").exists()
+
+
+def test_an_interrupted_dataset_is_refused_or_removed_for_other_settings(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    _interrupted(out, monkeypatch, seed=1, **(TINY | {"drivers": 2}))
+    with pytest.raises(SettingsChanged, match=r"seed: 1 -> 2"):
+        generate(SynthConfig(out=out, seed=2, workers=1, **TINY))
+    generate(SynthConfig(out=out, seed=2, workers=1, overwrite=True, **TINY))
+    drivers = {s["driver"] for s in read_json(out / "synth.json")["sessions"]}
+    assert {p.name.removeprefix("user_id_") for p in out.glob("A*/user_id_*")} == drivers
+    assert not (out / "synth.started.json").exists()
+
+
+def test_an_interrupted_dataset_resumes_to_the_same_bytes(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    _interrupted(out, monkeypatch, seed=3, **TINY)
+    kept = {p: p.stat().st_mtime_ns for p in out.rglob("*.MP4")}
+    generate(SynthConfig(out=out, seed=3, workers=1, **TINY))
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished session was not redone
+    assert _digest(out) == _digest(dataset)
 
 
 def test_timeline_follows_the_rules():

@@ -5,12 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ndar.config import ConfigError
 from ndar.layout import STANDALONE
+from ndar.taxonomy import VIEWS
 
 
 @dataclass
 class BaselineConfig:
     """Downsampled frame statistics per second -> scikit-learn classifier -> one segment per class."""
+
+    LIMITS = {
+        "fusion": ("late", "early"),
+        "classifier": ("logreg", "random_forest"),
+        "thumb_width": ">= 1",
+        "thumb_height": ">= 1",
+        "context_s": ">= 0",
+        "pca": ">= 1",
+        "oof_folds": ">= 0",
+    }
 
     data_root: Path = Path("data/synthetic")  # dataset root with A1/ and A2/
     out: Path = STANDALONE.baseline  # writes submission.txt, metrics.json, config.yaml, curves.npz
@@ -36,3 +48,11 @@ class BaselineConfig:
     seed: int = 0
     workers: int = 2  # processes decoding videos in parallel
     overwrite: bool = False  # redo a run whose `out` holds outputs of other settings (else refused)
+
+    def __post_init__(self) -> None:
+        """Why here: `run` records its settings before decoding every video, so a wrong view found
+        only then would leave them behind and make the corrected run look like other settings."""
+        if not self.views or len(set(self.views)) != len(self.views) or not set(self.views) <= set(VIEWS):
+            raise ConfigError(f"views: expected distinct views from {list(VIEWS)}, got {self.views!r}")
+        if self.oof_folds == 1:  # one fold has no driver to train on
+            raise ConfigError("oof_folds: expected 0 (off) or >= 2, got 1")

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from ndar.baseline.config import BaselineConfig
 from ndar.baseline.features import add_context, per_second_features, read_grey_thumbnails
-from ndar.config import save_config, to_dict
+from ndar.config import check_limits, save_config, to_dict
 from ndar.data.records import SessionRecord
 from ndar.resume import saved_settings, should_skip
 from ndar.taxonomy import NUM_CLASSES
@@ -132,6 +132,7 @@ def run(cfg: BaselineConfig) -> dict:
     from ndar.postprocess import one_segment_per_class
     from ndar.submission import read_submission, write_submission
 
+    check_limits(cfg, "baseline")  # before the settings are recorded: a typo must not stick to `out`
     out = Path(cfg.out)
     metrics_path = out / "metrics.json"
     saved = saved_settings(out / "config.yaml")

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+)  # fmt: skip
+
 
 @dataclass
 class SynthConfig:
@@ -59,6 +63,19 @@ class SynthConfig:
             raise ValueError(f"synth: views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
         if self.gop < 1:
             raise ValueError(f"synth: gop must be >= 1, got {self.gop}")
+        self._validate_encoder_and_motion()
+
+    def _validate_encoder_and_motion(self) -> None:
+        """Why before rendering: x264 clamps a crf above 51 silently, and refuses a preset only inside a
+        worker, after the run has recorded its settings in `out`."""
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"synth: crf must be in 0..51 (x264), got {self.crf}")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"synth: preset must be one of {list(X264_PRESETS)}, got {self.preset!r}")
+        if self.min_activity_s < 1:
+            raise ValueError(f"synth: min_activity_s must be >= 1, got {self.min_activity_s}")
+        if not 0 <= self.amp_low <= self.amp_high:
+            raise ValueError(f"synth: need 0 <= amp_low <= amp_high, got {self.amp_low} and {self.amp_high}")
 
 
 @dataclass

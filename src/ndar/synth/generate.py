@@ -40,6 +40,7 @@ CSV_HEADER = [
     "Label (Primary)",
     "Appearance Block",
 ]
+STARTED_NAME = "synth.started.json"  # the settings of a run still rendering (or killed while it did)
 CSV_VIEW_NAME = {"dashboard": "Dashboard", "rear": "Rear View", "right": "Right Side Window"}
 
 
@@ -95,8 +96,11 @@ def _session_rng(cfg: SynthConfig, plan: SessionPlan, *extra: int) -> np.random.
     return np.random.default_rng(np.random.SeedSequence([cfg.seed, int(plan.driver), *extra]))
 
 
-def render_session(cfg: SynthConfig, plan: SessionPlan) -> dict:
-    """Render and encode every view of one session (one worker task); returns its frame count."""
+def render_session(cfg: SynthConfig, plan: SessionPlan, resume: bool = False) -> dict:
+    """Render and encode every view of one session (one worker task); returns its frame count.
+
+    With `resume` (an unfinished run of the same settings), a video already in place is kept: it
+    was renamed there only once complete, and the same settings give the same bytes."""
     driver = make_driver(_session_rng(cfg, plan, 0), (cfg.amp_low, cfg.amp_high))
     rng = _session_rng(cfg, plan, plan.session, 1)
     activities = [(a.label, a.start, a.end) for a in plan.timeline.activities]
@@ -113,6 +117,9 @@ def render_session(cfg: SynthConfig, plan: SessionPlan) -> dict:
     frames = 0
     for view in cfg.views:
         path = folder / video_name(view, plan.driver, plan.session)
+        if resume and path.is_file():
+            frames = int(round(plan.timeline.duration * cfg.fps))  # as `animate` counts them
+            continue
         view_rng = _session_rng(cfg, plan, plan.session, 3, taxonomy.VIEWS.index(view))
         images = render_view(view_rng, view, driver, look, pose, cfg.fps, cfg.width, cfg.height)
         frames = write_video(path, images, cfg.fps, cfg.width, cfg.height, cfg.crf, cfg.gop, cfg.preset)
@@ -204,8 +211,21 @@ def remove_dataset(out: Path) -> None:
 
     for split in ("A1", "A2"):
         shutil.rmtree(out / split, ignore_errors=True)
-    for name in ("A2_ground_truth.txt", "synth.json"):
+    for name in ("A2_ground_truth.txt", "synth.json", STARTED_NAME):
         (out / name).unlink(missing_ok=True)
+
+
+def saved_settings(out: Path) -> tuple[dict | None, bool]:
+    """(settings the dataset in `out` was made with, complete?): from `synth.json` when it was
+    finished, else from the marker an unfinished run wrote before rendering (None: no dataset).
+
+    Why the marker: without it, a run killed before `synth.json` left videos that a run of other
+    settings would neither refuse nor remove, and mix into its own dataset."""
+    for name, complete in (("synth.json", True), (STARTED_NAME, False)):
+        if (out / name).is_file():
+            done = read_json(out / name)
+            return {**done.get("config", {}), "generator_version": done.get("generator_version")}, complete
+    return None, False
 
 
 def generate(cfg: SynthConfig) -> Path:
@@ -213,32 +233,32 @@ def generate(cfg: SynthConfig) -> Path:
     one is refused (`overwrite` replaces it): `ndar.resume`."""
     cfg.validate()
     out = Path(cfg.out)
-    meta_path = out / "synth.json"
     plans = plan_sessions(cfg)
     wanted = _metadata(cfg, plans, {})
-    saved = None
-    if meta_path.is_file():
-        done = read_json(meta_path)
-        saved = {**done.get("config", {}), "generator_version": done.get("generator_version")}
+    saved, complete = saved_settings(out)
     settings = {**wanted["config"], "generator_version": GENERATOR_VERSION}
-    if should_skip("synth", out, settings, saved, complete=saved is not None, overwrite=cfg.overwrite):
+    if should_skip("synth", out, settings, saved, complete=complete, overwrite=cfg.overwrite):
         return out
-    if saved is not None:  # overwrite: nothing of the other dataset may stay behind
+    resume = saved is not None and not complete and not cfg.overwrite  # same settings, unfinished
+    if saved is not None and not resume:  # overwrite: nothing of the other dataset may stay behind
         remove_dataset(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        log.info("synth: resuming the unfinished dataset in %s (videos already written are kept)", out)
+    write_json(out / STARTED_NAME, wanted)
     frames: dict[tuple[str, int], int] = {}
     workers = max(1, min(cfg.workers, len(plans)))
     log.info("synth: rendering %d sessions x %d views with %d worker(s)", len(plans), len(cfg.views), workers)
     if workers == 1:
-        results = (render_session(cfg, p) for p in plans)
+        results = (render_session(cfg, p, resume) for p in plans)
         for res in tqdm(results, total=len(plans), desc="synth", unit="session"):
             frames[(res["driver"], res["session"])] = res["frames"]
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            results = pool.map(render_session, [cfg] * len(plans), plans)
+            results = pool.map(render_session, [cfg] * len(plans), plans, [resume] * len(plans))
             for res in tqdm(results, total=len(plans), desc="synth", unit="session"):
                 frames[(res["driver"], res["session"])] = res["frames"]
     _write_text_files(cfg, plans)
-    write_json(meta_path, _metadata(cfg, plans, frames))
+    write_json(out / "synth.json", _metadata(cfg, plans, frames))
+    (out / STARTED_NAME).unlink()
     return out
