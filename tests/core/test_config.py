@@ -126,9 +126,11 @@ def test_base_inheritance_deep_merges_the_child_over_its_base(tmp_path):
     (tmp_path / "_base_.yaml").write_text("name: b\ntrain: {epochs: 3, lr: 0.5, views: [rear, dashboard]}\n")
     child = tmp_path / "child.yaml"
     child.write_text("_base_: _base_.yaml\ntrain: {epochs: 7, views: [right]}\n")
-    cfg = load_config(Cfg, child, ["train.lr=0.25"])
-    # the section merges key by key, a list replaces the base's, an override comes last
-    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.train.views) == ("b", 7, 0.25, ["right"])
+    cfg = load_config(Cfg, child, ["train.views=[dashboard]"])
+    # the section merges key by key (lr, which the child leaves out, is the base's 0.5, not the
+    # default), a value replaces the base's, an override comes last
+    assert (cfg.name, cfg.train.epochs, cfg.train.lr, cfg.train.views) == ("b", 7, 0.5, ["dashboard"])
+    assert load_config(Cfg, child).train.views == ["right"]  # a list replaces the base's, not appended
 
 
 def test_base_is_resolved_relative_to_the_child(tmp_path, monkeypatch):

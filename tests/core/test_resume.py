@@ -28,6 +28,8 @@ IGNORE = ("overwrite", "out")
 def test_nothing_saved_runs(tmp_path):
     assert saved_settings(tmp_path / "config.yaml") is None
     assert should_skip("stage", tmp_path, Cfg(), None, complete=False, overwrite=False) is False
+    # output files that record no settings are not trusted as made with these: the stage runs
+    assert should_skip("stage", tmp_path, Cfg(), None, complete=True, overwrite=False) is False
 
 
 def test_same_settings_skip_when_complete_and_run_when_not(tmp_path):

@@ -13,9 +13,10 @@ from ndar.ensemble.nested import (
     driver_of,
     driver_splits,
     nested_estimate,
+    tune_level,
 )
 from ndar.ensemble.synthetic import make_sources
-from ndar.ensemble.tuning import EnsembleParams, TuningConfig
+from ndar.ensemble.tuning import EnsembleParams, OofScorer, TuningConfig
 
 SMALL = TuningConfig(
     rounds=1,
@@ -80,7 +81,6 @@ def test_nested_estimate_is_deterministic(six_drivers):
 
 def test_untuned_level_scores_the_start_everywhere(six_drivers):
     curves, truth = six_drivers
-    from ndar.ensemble.tuning import OofScorer
 
     est = nested_estimate(curves, None, truth, EnsembleParams(), SMALL, "none", seed=0)
     start = EnsembleParams(curve_weights={n: 1.0 for n in curves})
@@ -105,8 +105,13 @@ def test_choose_and_tune_reports_nested_beside_in_sample(six_drivers):
         EnsembleParams(curve_weights={n: 1.0 for n in curves}), tuned
     )
     json.dumps(summary)  # goes into metrics.json as it is
-    if summary["level"] == "none":
-        assert summary["kept"] == {}
+    # the params kept are the chosen level's tuning (here "priors": the freer levels do not win by
+    # the margin), not the freest level's, and the in-sample mOS is theirs on all the sessions
+    kept, _ = tune_level(curves, None, truth, EnsembleParams(), SMALL, summary["level"], seed=0)
+    freest, _ = tune_level(curves, None, truth, EnsembleParams(), SMALL, SMALL.levels[-1], seed=0)
+    assert summary["level"] == "priors" and tuned == kept != freest
+    scorer = OofScorer(curves, None, truth, sorted(truth))
+    assert summary["in_sample_mOS"] == pytest.approx(scorer(tuned), abs=1e-12)
 
 
 def test_min_gain_cuts_changes(six_drivers):

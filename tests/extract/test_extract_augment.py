@@ -42,6 +42,12 @@ def test_augment_clips_is_seeded_per_window_and_leaves_global_random_state_alone
     assert (random.random(), np.random.rand()) == before
     # window 1 alone (first_window=1) gives the same bytes as inside the batch
     np.testing.assert_array_equal(augment_clips(clips[1:2], aug, 0, "v", 1, copy=0)[0], a[1])
+    # the seed names the window, the video and the run seed: the same clip at window 0 and 1, in
+    # another video or under another seed gets other ops (else every window of a copy would share them)
+    twice = augment_clips(np.repeat(clips[:1], 2, axis=0), aug, 0, "v", 0, copy=0)
+    assert not np.array_equal(twice[0], twice[1])
+    assert not np.array_equal(augment_clips(clips[:1], aug, 0, "w", 0, copy=0)[0], a[0])
+    assert not np.array_equal(augment_clips(clips[:1], aug, 1, "v", 0, copy=0)[0], a[0])
     b = augment_clips(clips, aug, 0, "v", 0, copy=1)
     assert a.shape == clips.shape and a.dtype == np.uint8
     assert not np.array_equal(a, b) and not np.array_equal(a, clips)

@@ -129,10 +129,18 @@ def test_losses_ignore_padding_and_mix_is_convex():
     torch.testing.assert_close(full, torch.nn.functional.cross_entropy(logits[0, :2], labels[0, :2]))
     target = torch.zeros(1, 3, 16)
     target[0, 0, 4] = 1.0
+    target[0, 1, 0] = 1.0  # normal driving: a target, but no activity positive for the normaliser
     offsets, off_t = torch.zeros(1, 3, 2), torch.tensor([[[0.5, -0.5], [0.0, 0.0], [9.0, 9.0]]])
     focal, l1 = detection_loss(
         logits, offsets, target, off_t, torch.tensor([[True, False, False]]), valid, 0.25, 2.0
     )
-    assert focal > 0 and torch.isclose(l1, torch.tensor(1.0))
+    assert torch.isclose(l1, torch.tensor(1.0))
+    # focal by hand (alpha 0.25, gamma 2): summed over the two valid queries, the padded third left
+    # out, and divided by the one activity positive (class-0 rows do not dilute the normaliser)
+    p = torch.sigmoid(logits)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    by_hand = ce * (1 - p_t) ** 2 * (0.25 * target + 0.75 * (1 - target))
+    torch.testing.assert_close(focal, by_hand[0, :2].sum())
     x = torch.tensor([[0.0], [10.0]])
     torch.testing.assert_close(mix(x, 0.7, torch.tensor([1, 0])), torch.tensor([[3.0], [7.0]]))
