@@ -30,7 +30,8 @@ from ndar.utils.progress import progress as tqdm
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+# 2: label CSVs spelled as the 2023/2024 releases (views, Activity Type, one Class 0 row, `User`)
+GENERATOR_VERSION = 2
 CSV_HEADER = [
     "Filename",
     "Camera View",
@@ -41,7 +42,10 @@ CSV_HEADER = [
     "Appearance Block",
 ]
 STARTED_NAME = "synth.started.json"  # the settings of a run still rendering (or killed while it did)
-CSV_VIEW_NAME = {"dashboard": "Dashboard", "rear": "Rear View", "right": "Right Side Window"}
+# The Camera View and Activity Type cells as the 2024 release writes them (2,169 of its 2,201 rear
+# rows say "Rearview"; every row says "Distracted Behavior", whatever the class)
+CSV_VIEW_NAME = {"dashboard": "Dashboard", "rear": "Rearview", "right": "Rightside Window"}
+CSV_ACTIVITY_TYPE = "Distracted Behavior"
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,10 @@ def video_name(view: str, driver: str, session: int) -> str:
 
 
 def label_filename(view: str, driver: str, session: int) -> str:
-    """How the label CSV names a video: no 'NoAudio', no extension (as in the 2023/2024 files)."""
-    return f"{taxonomy.VIEW_FILE_PREFIX[view]}_user_id_{driver}_{session}"
+    """How the label CSV names a video: no 'NoAudio', no extension, and the dashboard's `User` in
+    capitals, as in the 2023 file and part of the 2024 release (the video file says `user`)."""
+    user = "User" if view == "dashboard" else "user"
+    return f"{taxonomy.VIEW_FILE_PREFIX[view]}_{user}_id_{driver}_{session}"
 
 
 def format_time(seconds: int) -> str:
@@ -133,12 +139,12 @@ def label_csv_text(plans: list[SessionPlan], views: list[str]) -> str:
     writer.writerow(CSV_HEADER)
     for plan in sorted(plans, key=lambda p: p.session):
         for view in views:
-            for row, act in enumerate(plan.timeline.with_background()):
+            for row, act in enumerate(labelled_pieces(plan.timeline)):
                 writer.writerow(
                     [
                         label_filename(view, plan.driver, plan.session) if row == 0 else "",
                         CSV_VIEW_NAME[view],
-                        taxonomy.CLASSES[act.label],
+                        CSV_ACTIVITY_TYPE,
                         format_time(act.start),
                         format_time(act.end),
                         f"Class {act.label}",
@@ -146,6 +152,17 @@ def label_csv_text(plans: list[SessionPlan], views: list[str]) -> str:
                     ]
                 )
     return buffer.getvalue()
+
+
+def labelled_pieces(timeline: Timeline) -> list:
+    """The activities and one Class 0 row, its longest stretch of normal driving (the earliest of
+    equals), in time order. Why one: the releases label normal driving once per video, as a staged
+    activity of its own, and leave the other gaps unlabelled; readers take background from the gaps."""
+    normal = [p for p in timeline.with_background() if p.label == taxonomy.BACKGROUND]
+    pieces = list(timeline.activities)
+    if normal:
+        pieces.append(max(normal, key=lambda p: (p.end - p.start, -p.start)))
+    return sorted(pieces, key=lambda p: p.start)
 
 
 def video_ids_text(plans: list[SessionPlan], views: list[str]) -> str:
