@@ -17,11 +17,11 @@ Prints markdown; writes bench/out/analyse_errors.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+
+from bench.common import analyse_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,17 +122,7 @@ def render(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--prefix", default="acc_s")
-    args = parser.parse_args()
-    results = [analyse_seed(args.prefix, s) for s in args.seeds]
-    out = REPO / "bench" / "out" / "analyse_errors.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=str))
-    print(render(results))
+    analyse_seeds(__doc__, "analyse_errors", analyse_seed, render)
 
 
 if __name__ == "__main__":

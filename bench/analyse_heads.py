@@ -15,11 +15,12 @@ Prints markdown tables; bench/results/accuracy.md quotes them.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
+
+from bench.common import analyse_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,17 +129,7 @@ def render(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--prefix", default="acc_s")
-    args = parser.parse_args()
-    results = [analyse_seed(args.prefix, s) for s in args.seeds]
-    out = REPO / "bench" / "out" / "analyse_heads.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=str))
-    print(render(results))
+    analyse_seeds(__doc__, "analyse_heads", analyse_seed, render)
 
 
 if __name__ == "__main__":

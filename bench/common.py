@@ -95,3 +95,20 @@ def cuda_time(fn: Callable[[], Any], warmup: int = 3, min_reps: int = 10, budget
 
     wall, _ = time_per_call(fn, min_reps, budget_s, warmup=warmup, sync=torch.cuda.synchronize)
     return wall
+
+
+def analyse_seeds(
+    doc: str, name: str, analyse_seed: Callable[[str, int], dict], render: Callable[[list[dict]], str]
+) -> None:
+    """The command line of the scripts that read the finished multi-seed runs (`--seeds`, `--prefix`):
+    one `analyse_seed(prefix, seed)` per seed, the results kept in bench/out/<name>.json, the
+    markdown of `render(results)` printed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--prefix", default="acc_s")
+    args = parser.parse_args()
+    results = [analyse_seed(args.prefix, s) for s in args.seeds]
+    write_json(Path(__file__).resolve().parent / "out" / f"{name}.json", results)
+    print(render(results))
