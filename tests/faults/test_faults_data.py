@@ -249,7 +249,11 @@ def test_score_and_validate_name_a_non_utf8_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "change, phrase", [({"fps": 8, "frames": 8 * SECONDS}, "differ in fps"), ({"size": 48}, "differ in size")]
+    "change, phrase",
+    [
+        ({"fps": 8, "frames": 8 * SECONDS}, "differ in fps"),
+        ({"frames": FPS * (SECONDS + 6)}, "differ in length"),
+    ],
 )
 def test_check_data_warns_when_a_sessions_views_differ(tmp_path, good_video, capsys, change, phrase):
     root = make_dataset(tmp_path / "data", good_video)

@@ -101,8 +101,17 @@ def find_split_dir(root: str | Path, split: str) -> Path:
 
 
 def _walk_files(folder: Path) -> list[Path]:
+    """Every file under `folder`, sorted. Symlinked folders are followed (teams link driver folders
+    into a split, e.g. to hold drivers out; `os.walk` alone would drop them without a word), each
+    real folder once, so a link to a folder above cannot loop."""
     files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            continue
+        seen.add(real)
         dirnames.sort()
         files.extend(Path(dirpath) / f for f in sorted(filenames))
     return files
