@@ -146,6 +146,16 @@ def test_fold_models_trained_with_other_settings_are_not_reused(synthetic_datase
     assert "folds: 2" in (out / "config.yaml").read_text().splitlines()
 
 
+def test_trim_mismatch_turned_on_keeps_finished_folds(synthetic_dataset, tmp_path):
+    """Folds finished with trim_mismatch off had no session to trim, so with it on they would be the
+    same models: turning it on (the main job does) reuses them instead of refusing the run."""
+    ds, out = synthetic_dataset, tmp_path / "run"
+    run_train(tiny_config(ds, out, only_folds="[0]"))
+    stamp = (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns
+    run_train(tiny_config(ds, out, only_folds="[0]", trim_mismatch="true"))
+    assert (out / "folds" / "fold_0" / "fold.json").stat().st_mtime_ns == stamp
+
+
 def test_predict_refuses_settings_other_than_the_models_were_trained_with(synthetic_dataset, tmp_path):
     """Another fold_seed would let a fold model predict drivers it trained on, and recording it in
     config.yaml would let a later `heads train` resume those models as if trained that way."""

@@ -379,13 +379,17 @@ def check_same_settings(cfg: HeadsConfig) -> None:
         resolved(cfg),
         saved_settings(saved),
         cfg.overwrite,
-        ("only_folds", "out", "overwrite"),
+        RESUME_IGNORED,
     )
     if cfg.overwrite:
         log.info("heads: overwrite=true: removing the fold models in %s", folds)
         shutil.rmtree(folds)
 
 
+# Keys left out when finished fold models are compared with the settings of a new run. `trim_mismatch`
+# too: with it off a run finishes only if no session's views differ in length, and then it on gives
+# the same models, so turning it on (as the main job does) must not refuse finished folds.
+RESUME_IGNORED = ("only_folds", "out", "overwrite", "trim_mismatch")
 # Keys that only shape how the fold models' outputs are pooled and scored: predict may change them.
 PREDICT_ONLY_KEYS = (
     "predict_test",
@@ -405,7 +409,7 @@ def check_trained_settings(cfg: HeadsConfig) -> None:
     saved = saved_settings(Path(cfg.out) / "config.yaml")
     if saved is None:
         return
-    changes = dict_changes(saved, resolved(cfg), ("only_folds", "out", "overwrite", *PREDICT_ONLY_KEYS))
+    changes = dict_changes(saved, resolved(cfg), (*RESUME_IGNORED, *PREDICT_ONLY_KEYS))
     if changes:
         raise SettingsChanged(
             f"heads predict: the fold models in {cfg.out} were trained with other settings "
