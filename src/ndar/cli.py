@@ -69,6 +69,11 @@ class _OneLineParser(argparse.ArgumentParser):
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+def is_override(token: str) -> bool:
+    """A free-standing `key=value` token: a dotted config override."""
+    return bool(_OVERRIDE.match(token))
+
+
 def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse `argv`, taking `key=value` overrides wherever they stand on the line.
 
@@ -76,7 +81,7 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argp
     leave `b=2` unrecognised; overrides are the only free-standing `key=value` tokens, so they are
     collected from what argparse left over."""
     args, extra = parser.parse_known_args(argv)
-    stray = [token for token in extra if not (_OVERRIDE.match(token) and hasattr(args, "overrides"))]
+    stray = [token for token in extra if not (is_override(token) and hasattr(args, "overrides"))]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
@@ -89,11 +94,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     one line; a traceback would only hide the message. Anything else is a bug and keeps its traceback."""
     from ndar.backbones.checkpoint import CheckpointError
     from ndar.config import ConfigError
+    from ndar.finetune.checkpoint import CheckpointError as ResumeError
     from ndar.resume import SettingsChanged
 
     return (
         ConfigError,
         CheckpointError,
+        ResumeError,  # `finetune --resume DIR` naming no checkpoint, or one that cannot be resumed
         SettingsChanged,  # a resume over outputs of other settings: the message lists what differs
         FileNotFoundError,
         NotADirectoryError,

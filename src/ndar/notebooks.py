@@ -146,21 +146,38 @@ def execute(
     executed.parent.mkdir(parents=True, exist_ok=True)
     partial = executed.with_name(executed.stem + ".partial.ipynb")
     log.info("running %s -> %s with %s", notebook, executed, params)
-    papermill.execute_notebook(
-        str(notebook),
-        str(partial),
-        parameters=params,
-        kernel_name=kernel,
-        execution_timeout=timeout,
-        cwd=str(cwd or Path.cwd()),
-        progress_bar=sys.stderr.isatty(),
-        log_output=True,  # the cells' output reaches this command's log as it comes
-    )
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(partial),
+            parameters=params,
+            kernel_name=kernel,
+            execution_timeout=timeout,
+            cwd=str(cwd or Path.cwd()),
+            progress_bar=sys.stderr.isatty(),
+            log_output=True,  # the cells' output reaches this command's log as it comes
+        )
+    except papermill.PapermillExecutionError as err:
+        raise _user_error_in_cell(notebook, partial, err) or err from None
     partial.replace(executed)
     write_json(
         executed.with_name(executed.stem + ".run.json"), {"notebook": str(notebook), "parameters": params}
     )
     return executed
+
+
+def _user_error_in_cell(notebook: Path, partial: Path, err: Exception) -> ConfigError | None:
+    """A cell that failed on the user's input (a wrong parameter, config or path: the exceptions the
+    command line reports as one line) as one ConfigError naming the notebook, the cell and the
+    message; None for any other error, whose notebook traceback then stays."""
+    from ndar.cli import user_errors
+
+    if err.ename not in {cls.__name__ for cls in user_errors()}:
+        return None
+    message = " ".join(str(err.evalue).split())
+    return ConfigError(
+        f"{notebook} cell [{err.exec_count}]: {err.ename}: {message} (executed cells: {partial})"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

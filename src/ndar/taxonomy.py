@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ndar.config import ConfigError
+
 CLASSES: tuple[str, ...] = (
     "Normal Forward Driving",
     "Drinking",
@@ -96,7 +98,7 @@ def canonical_view(name: str) -> str:
     key = re.sub(r"[\s\-]+", "_", name.strip().lower())
     if key in VIEW_SPELLINGS:
         return VIEW_SPELLINGS[key]
-    raise ValueError(f"unknown camera view {name!r}; known spellings: {sorted(VIEW_SPELLINGS)}")
+    raise ConfigError(f"unknown camera view {name!r}; known spellings: {sorted(VIEW_SPELLINGS)}")
 
 
 def view_from_filename(filename: str) -> str:

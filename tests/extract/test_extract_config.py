@@ -19,11 +19,11 @@ CONFIGS = sorted(Path("configs/extract").glob("*.yaml"))
 def test_shipped_configs_load(path: Path) -> None:
     cfg = load_config(ExtractConfig, path, ["batch_size=2", "overwrite=true"])
     assert cfg.batch_size == 2 and cfg.overwrite
-    assert len(cfg.models) == 3 and all("{view}" in m.folder for m in cfg.models)
-    assert {m.track for m in cfg.models} == {"k400_vith", "hybrid_vitl", "ego_vitl"}
-    # the views of the main job of the same name (aicity: three cameras; synthetic: two, its time budget)
+    assert all("{view}" in m.folder for m in cfg.models)
+    # the tracks and views of the main job of the same name (aicity: three tracks; synthetic: the two
+    # `make demo` fine-tunes, whose models it names), so it runs as it is after that job
     main = yaml.safe_load((Path("configs/main") / path.name).read_text())
-    assert cfg.views == main["views"]
+    assert [m.track for m in cfg.models] == main["tracks"] and cfg.views == main["views"]
 
 
 def test_unknown_key_is_an_error_naming_it() -> None:

@@ -1,6 +1,7 @@
-"""`python -m ndar cache-clips --config configs/clipcache/<name>.yaml [key=value ...]`, or
-`python -m ndar cache-clips --from-finetune A.yaml [B.yaml ...] [key=value ...]`: the caches those
-fine-tuning configs name, every video decoded once for all of them."""
+"""`python -m ndar cache-clips --config CLIPCACHE.yaml [key=value ...]` (ClipCacheConfig fields; no
+config ships: the main job derives them), or `python -m ndar cache-clips --from-finetune A.yaml
+[B.yaml ...] [key=value ...]`: the caches those fine-tuning configs name, every video decoded once
+for all of them (the overrides then are fine-tuning keys, e.g. data.root=..., applied to each)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=str, default=None, help="YAML config (configs/clipcache/*.yaml)")
+    parser.add_argument("--config", type=str, default=None, help="YAML of ClipCacheConfig fields")
     parser.add_argument(
         "--from-finetune",
         type=str,
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ndar.cli import is_override
     from ndar.clipcache.build import run
     from ndar.clipcache.config import ClipCacheConfig
     from ndar.config import load_config
@@ -35,10 +37,10 @@ def main(args: argparse.Namespace) -> int:
         from ndar.finetune.config import FinetuneConfig
 
         extra = {"workers": args.workers} if args.workers else {}
-        cfgs = [
-            from_finetune(load_config(FinetuneConfig, path, args.overrides), **extra)
-            for path in args.from_finetune
-        ]
+        # nargs="+" also takes the `key=value` overrides written after the config paths
+        paths = [p for p in args.from_finetune if not is_override(p)]
+        overrides = [*(args.overrides or []), *(p for p in args.from_finetune if is_override(p))]
+        cfgs = [from_finetune(load_config(FinetuneConfig, path, overrides), **extra) for path in paths]
         summaries = dict(zip((str(c.out) for c in cfgs), run_many(cfgs)))
         print(json.dumps(summaries))
         return 1 if any(v["failed"] for s in summaries.values() for v in s.values()) else 0

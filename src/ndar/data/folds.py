@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from ndar.config import ConfigError
 from ndar.utils.io import read_json, write_json
 
 
@@ -20,12 +21,13 @@ def _driver_order(driver: str) -> tuple[int, str]:
 
 
 def assign_folds(drivers: Iterable[str], k: int, seed: int = 0) -> dict[str, int]:
-    """driver -> fold in 0..k-1, deterministic for (set of drivers, k, seed)."""
+    """driver -> fold in 0..k-1, deterministic for (set of drivers, k, seed). A k the drivers cannot
+    fill is a ConfigError (a setting that does not fit the data: one line on the command line)."""
     unique = sorted({str(d) for d in drivers}, key=_driver_order)
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise ValueError(f"k must be an integer >= 2 (k-fold cross-validation), got {k!r}")
+        raise ConfigError(f"k must be an integer >= 2 (k-fold cross-validation), got {k!r}")
     if k > len(unique):
-        raise ValueError(
+        raise ConfigError(
             f"k={k} folds need at least {k} drivers, but only {len(unique)} were given ({unique}); "
             "lower k or add drivers (splits are by driver so both sessions of a driver stay together)"
         )

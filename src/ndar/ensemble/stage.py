@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ndar.config import save_config, to_dict
+from ndar.config import ConfigError, save_config, to_dict
 from ndar.ensemble.config import EnsembleConfig
 from ndar.ensemble.fusion import fuse_segments
 from ndar.ensemble.nested import choose_and_tune
@@ -50,23 +50,31 @@ class FusionInputs:
     segments: pd.DataFrame | None
 
 
-def collect_sources(cfg: EnsembleConfig, run_dir: Path) -> list[PredictionSource]:
-    """The configured source folders plus one source per feature set (built once, then reused)."""
-    sources = [load_source(s.name, s.path, s.kind) for s in cfg.sources]
+def collect_sources(
+    cfg: EnsembleConfig, run_dir: Path, loaded: list[PredictionSource] | None = None
+) -> list[PredictionSource]:
+    """The configured source folders (`loaded`: already read) plus one source per feature set (built
+    once, then reused)."""
+    check_sources(cfg)
+    sources = [load_source(s.name, s.path, s.kind) for s in cfg.sources] if loaded is None else list(loaded)
     for feature_set in cfg.feature_sets:
-        if cfg.features_root is None or cfg.data_root is None:
-            raise ValueError("feature_sets needs features_root and data_root in the ensemble config")
         name = feature_set.replace("/", "_")
         folder = run_dir / "sources" / name
         if not source_is_current(folder, cfg.features_root, feature_set):
             feature_set_source(cfg.features_root, feature_set, cfg.data_root, folder, cfg.labels_dir)
         sources.append(load_source(name, folder, "feature_set"))
-    names = [s.name for s in sources]
-    if not sources:
-        raise ValueError("the ensemble config lists no sources and no feature_sets")
-    if len(set(names)) != len(names):
-        raise ValueError(f"source names repeat: {names}")
     return sources
+
+
+def check_sources(cfg: EnsembleConfig) -> None:
+    """The config's sources can make an ensemble (reads no file)."""
+    if cfg.feature_sets and (cfg.features_root is None or cfg.data_root is None):
+        raise ConfigError("feature_sets needs features_root and data_root in the ensemble config")
+    names = [s.name for s in cfg.sources] + [f.replace("/", "_") for f in cfg.feature_sets]
+    if not names:
+        raise ConfigError("the ensemble config lists no sources and no feature_sets")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"source names repeat: {names}")
 
 
 def source_is_current(folder: Path, features_root: Path, feature_set: str) -> bool:
@@ -395,6 +403,9 @@ def run(cfg: EnsembleConfig) -> dict:
         log.info("ensemble: %s was made from other source or feature files; redoing it", run_dir)
     if should_skip("ensemble", run_dir, cfg, saved, complete, cfg.overwrite, RESUME_IGNORED):
         return read_json(done_path)["result"]
+    # read before this run records its settings: a wrong source path fails without leaving a config
+    # that would refuse the corrected command as "other settings"
+    heads = [load_source(s.name, s.path, s.kind) for s in cfg.sources]
     run_dir.mkdir(parents=True, exist_ok=True)
     # a done.json left by an earlier run must not outlive this one: if this run fails, a resume with
     # its settings would otherwise find that record (same inputs) and skip, returning the old result
@@ -410,7 +421,7 @@ def run(cfg: EnsembleConfig) -> dict:
         timings[name] = round(now - clock, 2)
         clock = now
 
-    sources = collect_sources(cfg, run_dir)
+    sources = collect_sources(cfg, run_dir, heads)
     truth = a1_ground_truth(cfg)
     ids = a2_video_ids(cfg)
     test_truth = a2_ground_truth(cfg, ids)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ndar.config import ConfigError
 from ndar.data.records import Segment
 from ndar.registry import Registry
 from ndar.taxonomy import NUM_CLASSES
@@ -120,6 +122,11 @@ def get_head(name: str) -> HeadEntry:
         except ModuleNotFoundError as err:
             if err.name != f"ndar.heads.{name}":
                 raise
+    if name not in HEADS:  # a user's `head:` / --head: one line naming the heads there are
+        known = sorted(
+            m.name for m in pkgutil.iter_modules(importlib.import_module("ndar.heads").__path__) if m.ispkg
+        )
+        raise ConfigError(f"unknown temporal head {name!r}; expected one of {known}")
     return HEADS.get(name)
 
 

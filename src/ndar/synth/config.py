@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ndar.config import ConfigError
+
 X264_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
 )  # fmt: skip
@@ -45,37 +47,37 @@ class SynthConfig:
         return self.test_drivers if self.test_drivers is not None else max(1, self.drivers // 4)
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when a setting cannot produce a valid dataset."""
+        """Raise ConfigError (a ValueError) naming the field when a setting cannot produce a valid dataset."""
         from ndar.taxonomy import VIEWS
 
         if self.drivers < 1:
-            raise ValueError(f"synth: drivers must be >= 1, got {self.drivers}")
+            raise ConfigError(f"synth: drivers must be >= 1, got {self.drivers}")
         if self.n_test_drivers < 1:
-            raise ValueError(f"synth: test_drivers must be >= 1, got {self.test_drivers}")
+            raise ConfigError(f"synth: test_drivers must be >= 1, got {self.test_drivers}")
         if self.fps <= 0:
-            raise ValueError(f"synth: fps must be > 0, got {self.fps}")
+            raise ConfigError(f"synth: fps must be > 0, got {self.fps}")
         if self.width % 2 or self.height % 2 or min(self.width, self.height) < 32:
-            raise ValueError(f"synth: size must be even and at least 32 px, got {self.width}x{self.height}")
+            raise ConfigError(f"synth: size must be even and at least 32 px, got {self.width}x{self.height}")
         if self.time_scale <= 0:
-            raise ValueError(f"synth: time_scale must be > 0, got {self.time_scale}")
+            raise ConfigError(f"synth: time_scale must be > 0, got {self.time_scale}")
         bad = [v for v in self.views if v not in VIEWS]
         if bad or not self.views:
-            raise ValueError(f"synth: views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
+            raise ConfigError(f"synth: views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
         if self.gop < 1:
-            raise ValueError(f"synth: gop must be >= 1, got {self.gop}")
+            raise ConfigError(f"synth: gop must be >= 1, got {self.gop}")
         self._validate_encoder_and_motion()
 
     def _validate_encoder_and_motion(self) -> None:
         """Why before rendering: x264 clamps a crf above 51 silently, and refuses a preset only inside a
         worker, after the run has recorded its settings in `out`."""
         if not 0 <= self.crf <= 51:
-            raise ValueError(f"synth: crf must be in 0..51 (x264), got {self.crf}")
+            raise ConfigError(f"synth: crf must be in 0..51 (x264), got {self.crf}")
         if self.preset not in X264_PRESETS:
-            raise ValueError(f"synth: preset must be one of {list(X264_PRESETS)}, got {self.preset!r}")
+            raise ConfigError(f"synth: preset must be one of {list(X264_PRESETS)}, got {self.preset!r}")
         if self.min_activity_s < 1:
-            raise ValueError(f"synth: min_activity_s must be >= 1, got {self.min_activity_s}")
+            raise ConfigError(f"synth: min_activity_s must be >= 1, got {self.min_activity_s}")
         if not 0 <= self.amp_low <= self.amp_high:
-            raise ValueError(f"synth: need 0 <= amp_low <= amp_high, got {self.amp_low} and {self.amp_high}")
+            raise ConfigError(f"synth: need 0 <= amp_low <= amp_high, got {self.amp_low} and {self.amp_high}")
 
 
 @dataclass
