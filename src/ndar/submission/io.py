@@ -59,7 +59,9 @@ def _lines(path: Path) -> list[str]:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ValueError(f"{path}: cannot read submission file: {err}") from err
+        raise ValueError(
+            f"{path}: cannot read it: {err.strerror or err}"
+        ) from err  # a submission or a ground truth
     try:
         return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
